@@ -1,0 +1,54 @@
+"""metajax: meta-learning (few-shot learning) as pure JAX functions.
+
+Learners are NamedTuples of pure one-task functions (:class:`Learner`), episodes
+are pytrees (:class:`Episode`), and one trainer (:func:`meta_train`) vmaps any
+learner over a batch of tasks.
+"""
+
+from metajax import datasets
+from metajax.episodes import (
+    Episode,
+    EpisodeSampler,
+    Split,
+    pool_sampler,
+    sample_batch,
+    sample_episode,
+)
+from metajax.learner import Learner
+from metajax.models import Model, conv4, mlp
+from metajax.protonet import protonet
+from metajax.trainer import (
+    Evaluation,
+    TrainState,
+    evaluate,
+    init_state,
+    make_evaluator,
+    make_train_step,
+    mean_ci95,
+    meta_train,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Episode",
+    "EpisodeSampler",
+    "Evaluation",
+    "Learner",
+    "Model",
+    "Split",
+    "TrainState",
+    "conv4",
+    "datasets",
+    "evaluate",
+    "init_state",
+    "make_evaluator",
+    "make_train_step",
+    "mean_ci95",
+    "meta_train",
+    "mlp",
+    "pool_sampler",
+    "protonet",
+    "sample_batch",
+    "sample_episode",
+]

@@ -1,0 +1,124 @@
+"""Prototypical Networks (Snell, Swersky & Zemel, NeurIPS 2017).
+
+Each class is represented by the mean embedding of its support examples (its
+prototype); a query is classified by a softmax over negative distances to the
+prototypes. Training minimises the query cross-entropy end to end through the
+embedding network.
+
+Paper defaults (§3.1, Omniglot): Conv-4 embedding with 64 filters, squared
+Euclidean distance, Adam with learning rate 1e-3 halved every 2000 episodes, one
+episode per update, and more ways at training than at test (60-way training
+episodes with 5 queries per class; 1-shot models train 1-shot, 5-shot models 5-shot).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from metajax.episodes import Episode, Split
+from metajax.learner import Learner
+from metajax.models import Model, conv4
+
+DISTANCES = ("squared_euclidean", "cosine")
+
+
+def check_split(split: Split, name: str, *, classification: bool = True):
+    """Rank and dtype checks shared by metric-based learners (static, so jit-safe)."""
+    if split.x.ndim < 2:
+        raise ValueError(f"{name}.x must be [n, *features], got shape {split.x.shape}")
+    if classification and (split.y.ndim != 1 or not jnp.issubdtype(split.y.dtype, jnp.integer)):
+        raise ValueError(
+            f"{name}.y must be integer labels of shape [n], got {split.y.dtype}{split.y.shape}"
+        )
+    if split.y.shape[0] != split.x.shape[0]:
+        raise ValueError(
+            f"{name}.x and {name}.y disagree on n: {split.x.shape[0]} vs {split.y.shape[0]}"
+        )
+
+
+def prototypes(embeddings: jax.Array, labels: jax.Array, num_classes: int):
+    """Class-mean embeddings ``[num_classes, d]`` and a mask of classes present in ``labels``.
+
+    Classes may have unequal numbers of support examples; each prototype is the mean
+    of its own class.
+    """
+    sums = jax.ops.segment_sum(embeddings, labels, num_segments=num_classes)
+    counts = jax.ops.segment_sum(jnp.ones_like(labels, embeddings.dtype), labels, num_classes)
+    return sums / jnp.maximum(counts, 1)[:, None], counts > 0
+
+
+def pairwise_distance(queries: jax.Array, centres: jax.Array, kind: str) -> jax.Array:
+    """``[n, m]`` distances: squared Euclidean (as a matmul), or one minus cosine similarity."""
+    if kind == "squared_euclidean":
+        return (
+            jnp.sum(queries**2, -1)[:, None]
+            - 2.0 * queries @ centres.T
+            + jnp.sum(centres**2, -1)[None, :]
+        )
+    q = queries / jnp.maximum(jnp.linalg.norm(queries, axis=-1, keepdims=True), 1e-8)
+    c = centres / jnp.maximum(jnp.linalg.norm(centres, axis=-1, keepdims=True), 1e-8)
+    return 1.0 - q @ c.T
+
+
+def classification_metrics(logits: jax.Array, labels: jax.Array):
+    """Mean cross-entropy and accuracy of ``logits`` ``[n, classes]`` against ``labels``."""
+    loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+    accuracy = jnp.mean(jnp.argmax(logits, -1) == labels)
+    return loss, {"loss": loss, "accuracy": accuracy}
+
+
+def protonet(model: Model | None = None, *, distance: str = "squared_euclidean") -> Learner:
+    """Prototypical Networks (Snell et al. 2017).
+
+    Support and query are embedded in one pass, so the batch norm of the embedding
+    uses the episode's statistics (see :mod:`metajax.models`).
+
+    Logits have one column per possible label ``0..n_support-1``, since the number
+    of ways is not a static property of the arrays; columns of labels absent from
+    the support set are ``-inf``, so argmax and softmax ignore them. For a
+    standard episode the first ``ways`` columns are the classes.
+
+    Args:
+      model: the embedding network; Conv-4 with 64 filters (the paper's) by default.
+      distance: ``"squared_euclidean"`` (the paper's, §2.3) or ``"cosine"``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from metajax.episodes import sample_episode
+      >>> pool = jax.random.uniform(jax.random.key(0), (10, 8, 28, 28, 1))
+      >>> episode = sample_episode(jax.random.key(1), pool, ways=5, shots=1, queries=2)
+      >>> learner = protonet()
+      >>> params = learner.init(jax.random.key(2), episode)
+      >>> loss, metrics = learner.loss(params, episode, jax.random.key(3))
+      >>> sorted(metrics)
+      ['accuracy', 'loss']
+    """
+    if distance not in DISTANCES:
+        raise ValueError(f"distance must be one of {DISTANCES}, got {distance!r}")
+    model = conv4() if model is None else model
+
+    def init(key, episode: Episode):
+        check_split(episode.support, "support")
+        return model.init(key, episode.support.x)
+
+    def predict(params, support: Split, query_x, key=None):
+        del key  # Deterministic given the episode.
+        check_split(support, "support")
+        if query_x.shape[1:] != support.x.shape[1:]:
+            raise ValueError(
+                f"query_x features {query_x.shape[1:]} differ from support's {support.x.shape[1:]}"
+            )
+        n_support = support.x.shape[0]
+        embedded = model.apply(params, jnp.concatenate([support.x, query_x]))
+        centres, present = prototypes(embedded[:n_support], support.y, n_support)
+        logits = -pairwise_distance(embedded[n_support:], centres, distance)
+        return jnp.where(present[None, :], logits, -jnp.inf)
+
+    def loss(params, episode: Episode, key=None):
+        check_split(episode.query, "query")
+        logits = predict(params, episode.support, episode.query.x, key)
+        return classification_metrics(logits, episode.query.y)
+
+    return Learner(init=init, loss=loss, predict=predict)

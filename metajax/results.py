@@ -1,0 +1,130 @@
+"""Benchmark result records: one JSON file per measured number, and the RESULTS.md table.
+
+Every benchmark writes its numbers through :func:`write_result`, which stamps them
+with the exact command, the machine, the package versions and the date, so that
+``benchmarks/RESULTS.md`` (rendered by :func:`render_results_table`) can always be
+traced back to a run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.metadata
+import json
+import os
+import platform
+import re
+import shlex
+import sys
+import tempfile
+from pathlib import Path
+
+import jax
+
+REQUIRED = ("benchmark", "method", "dataset", "setting", "metric", "value")
+_PACKAGES = ("metajax", "jax", "jaxlib", "flax", "optax", "numpy")
+
+
+def environment() -> dict:
+    """The device, the host and the versions of the packages that decide the numbers."""
+    versions = {"python": platform.python_version()}
+    for package in _PACKAGES:
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = None
+    devices = jax.devices()
+    kind = devices[0].device_kind if devices else "none"
+    return {
+        "device": f"{len(devices)}x {jax.default_backend()} ({kind}); host "
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "versions": versions,
+    }
+
+
+def write_result(results_dir: str | os.PathLike, record: dict) -> Path:
+    """Writes one result record as ``<benchmark>__<method>__<dataset>__<setting>.json``.
+
+    ``record`` must hold ``benchmark, method, dataset, setting, metric, value``;
+    ``ci95, paper, steps, wall_s`` and anything else are kept. The command, the
+    environment and the date are added. The file is replaced atomically, so the
+    latest run of a setting is the one shown.
+    """
+    missing = [k for k in REQUIRED if k not in record]
+    if missing:
+        raise ValueError(f"record is missing {missing}")
+    full = {
+        **record,
+        "command": " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *sys.argv]),
+        **environment(),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+    name = "__".join(re.sub(r"[^A-Za-z0-9.+-]+", "-", str(record[k])) for k in REQUIRED[:4])
+    out = Path(results_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{name}.json"
+    fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{name}.")
+    with os.fdopen(fd, "w") as f:
+        json.dump(full, f, indent=2, sort_keys=True)
+        f.write("\n")
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+    return path
+
+
+def load_results(results_dir: str | os.PathLike) -> list[dict]:
+    """All result records in ``results_dir``, sorted by benchmark, method, dataset, setting."""
+    records = [json.loads(p.read_text()) for p in sorted(Path(results_dir).glob("*.json"))]
+    return sorted(records, key=lambda r: tuple(str(r[k]) for k in REQUIRED[:4]))
+
+
+def _number(value, metric: str) -> str:
+    if value is None:
+        return "–"
+    return f"{100 * value:.2f}" if metric == "accuracy" else f"{value:.4g}"
+
+
+def render_results_table(results_dir: str | os.PathLike) -> str:
+    """A Markdown table of every result beside the paper's number (accuracies in %)."""
+    lines = [
+        "| benchmark | method | dataset | setting | metric | metajax | ± 95% CI | paper | steps "
+        "| train wall s | device | date |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in load_results(results_dir):
+        metric = r["metric"]
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    r["benchmark"],
+                    r["method"],
+                    r["dataset"],
+                    r["setting"],
+                    metric + (" (%)" if metric == "accuracy" else ""),
+                    _number(r["value"], metric),
+                    _number(r.get("ci95"), metric),
+                    _number(r.get("paper"), metric),
+                    str(r.get("steps", "–")),
+                    str(r.get("wall_s", "–")),
+                    r.get("device", "–"),
+                    r.get("date", "–")[:10],
+                ]
+            )
+            + " |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+
+
+def update_results_markdown(markdown: str | os.PathLike, results_dir: str | os.PathLike) -> None:
+    """Replaces the table between the ``results:begin``/``end`` markers of ``markdown``."""
+    path = Path(markdown)
+    text = path.read_text() if path.exists() else f"# Results\n\n{BEGIN}\n{END}\n"
+    if BEGIN not in text or END not in text:
+        raise ValueError(f"{path} must contain the markers {BEGIN} and {END}")
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    path.write_text(f"{head}{BEGIN}\n{render_results_table(results_dir)}{END}{tail}")
