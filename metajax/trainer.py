@@ -233,6 +233,12 @@ def meta_train(
         raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
     if not isinstance(log_every, int) or log_every < 1:
         raise ValueError(f"log_every must be an integer >= 1, got {log_every!r}")
+    if validation is not None and (
+        not isinstance(validation[1], int) or validation[1] < 1 or validation[1] % log_every
+    ):
+        raise ValueError(
+            f"validation every must be a multiple of log_every={log_every}, got {validation[1]!r}"
+        )
     state = init_state(learner, optimizer, sampler, key, params)
     step_fn = make_train_step(learner, optimizer, sampler, tasks=tasks)
     history: list[dict[str, float]] = []

@@ -1,0 +1,51 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from metajax.models import conv4, max_pool_2x2, mlp
+
+
+def test_conv4_shapes():
+    model = conv4()
+    x = jnp.ones((3, 28, 28, 1))
+    params = model.init(jax.random.key(0), x)
+    assert model.apply(params, x).shape == (3, 64)
+    assert model.apply(params, jnp.ones((2, 84, 84, 1))).shape == (2, 5 * 5 * 64)
+
+
+def test_batch_norm_uses_the_batch_statistics():
+    model = conv4(filters=8, blocks=1)
+    x = jax.random.normal(jax.random.key(1), (6, 16, 16, 2))
+    params = model.init(jax.random.key(0), x)
+    # With batch statistics (and no conv bias), rescaling the whole batch changes nothing.
+    np.testing.assert_allclose(model.apply(params, 3.0 * x), model.apply(params, x),
+                               rtol=1e-3, atol=1e-3)
+
+
+def test_max_pool_floors_odd_sizes():
+    x = jnp.arange(2 * 7 * 7 * 1, dtype=jnp.float32).reshape(2, 7, 7, 1)
+    out = max_pool_2x2(x)
+    assert out.shape == (2, 3, 3, 1)
+    assert out[0, 0, 0, 0] == x[0, 1, 1, 0]
+
+
+def test_conv4_rejects_bad_images():
+    model = conv4()
+    params = model.init(jax.random.key(0), jnp.ones((1, 28, 28, 1)))
+    with pytest.raises(ValueError, match=r"rank 4"):
+        model.apply(params, jnp.ones((28, 28, 1)))
+    with pytest.raises(ValueError, match=r"at least 16x16"):
+        model.apply(params, jnp.ones((2, 8, 8, 1)))
+    with pytest.raises(ValueError, match=r"1 channels"):
+        model.apply(params, jnp.ones((2, 28, 28, 3)))
+
+
+def test_mlp_shapes_and_errors():
+    model = mlp(hidden=(40, 40), outputs=1)
+    params = model.init(jax.random.key(0), jnp.ones((4, 1)))
+    assert model.apply(params, jnp.ones((4, 1))).shape == (4, 1)
+    with pytest.raises(ValueError, match=r"1 features"):
+        model.apply(params, jnp.ones((4, 3)))
+    with pytest.raises(ValueError, match=r"at least one layer"):
+        mlp(hidden=())
