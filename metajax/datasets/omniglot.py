@@ -94,7 +94,7 @@ def load_omniglot(
 
     Example:
       >>> ds = load_omniglot("../shared/data", protocol="lake")  # doctest: +SKIP
-      >>> ds.pool("train").shape
+      >>> ds.pool("train").shape  # doctest: +SKIP
       (964, 20, 28, 28, 1)
     """
     if protocol not in PROTOCOLS:

@@ -1,0 +1,23 @@
+"""Smoke test of the benchmark: a few steps end to end, on the real data when it is there."""
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import train  # noqa: E402
+from configs import default  # noqa: E402
+
+
+def test_train_and_evaluate_writes_complete_records():
+    root = os.environ.get("METAJAX_DATA_DIR")
+    if not root or not (Path(root) / "omniglot" / "images_background.zip").exists():
+        pytest.skip("needs $METAJAX_DATA_DIR/omniglot archives")
+    config = default.get_config()
+    config.update(train_ways=5, steps={1: 2}, eval_episodes=4, test_ways=(5,), log_every=1)
+    (record,) = train.train_and_evaluate(config, 1, data_dir=root, progress=False)
+    assert record["setting"] == "5w1s" and record["paper"] == 0.988
+    assert 0.0 <= record["value"] <= 1.0 and record["ci95"] >= 0.0

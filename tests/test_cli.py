@@ -1,0 +1,59 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from metajax.cli import main
+
+
+def test_train_then_eval_on_digits(tmp_path, capsys):
+    out = tmp_path / "run"
+    rc = main(["train", "--steps", "30", "--out-dir", str(out), "--eval-episodes", "20",
+               "--no-progress", "--seed", "3"])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "meta-test accuracy on test (5-way 1-shot, 20 episodes):" in printed and "±" in printed
+    for name in ("config.json", "params.msgpack", "metrics.jsonl", "eval.json"):
+        assert (out / name).is_file()
+    config = json.loads((out / "config.json").read_text())
+    assert config["model"] == "conv2" and config["dataset"] == "digits"
+    summary = json.loads((out / "eval.json").read_text())
+    assert 0.2 < summary["accuracy"] <= 1.0 and summary["episodes"] == 20
+
+    rc = main(["eval", str(out), "--shots", "5", "--eval-episodes", "20", "--seed", "3"])
+    assert rc == 0
+    assert "5-way 5-shot, 20 episodes" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "--ways", "6"], "ways=6 is larger than the 5 classes"),
+        (["train", "--shots", "100", "--queries", "100"], "shots + queries"),
+        (["train", "--test-ways", "9"], "ways=9 is larger than the 5 classes"),
+        (["train", "--dataset", "cifar"], "dataset must be one of"),
+        (["eval", "/nonexistent/run"], "run_dir must be a folder saved by `metajax train`"),
+    ],
+)
+def test_bad_input_is_a_one_line_error(argv, message, capsys, tmp_path):
+    assert main([*argv, "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_missing_omniglot_names_the_option(capsys, tmp_path):
+    rc = main(["train", "--dataset", "omniglot", "--data-dir", str(tmp_path), "--no-download"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "images_background.zip" in err and "--data-dir" in err
+
+
+def test_help_explains_the_options():
+    result = subprocess.run([sys.executable, "-m", "metajax", "train", "--help"],
+                            capture_output=True, text=True, check=True)
+    for option in ("--learner", "--dataset", "--ways", "--shots", "--queries", "--steps",
+                   "--seed", "--data-dir", "--out-dir", "--test-ways"):
+        assert option in result.stdout
+    with pytest.raises(SystemExit):
+        main(["train", "--ways", "0"])

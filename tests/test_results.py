@@ -1,0 +1,24 @@
+import json
+
+import pytest
+
+from metajax.results import render_results_table, update_results_markdown, write_result
+
+
+def test_write_and_render(tmp_path):
+    record = dict(benchmark="b", method="ProtoNet", dataset="omniglot", setting="5w1s",
+                  metric="accuracy", value=0.9812, ci95=0.0021, paper=0.988, steps=10, wall_s=1.5)
+    path = write_result(tmp_path, record)
+    saved = json.loads(path.read_text())
+    for key in ("command", "device", "versions", "date"):
+        assert key in saved
+    assert saved["versions"]["jax"]
+    table = render_results_table(tmp_path)
+    assert "| 98.12 | 0.21 | 98.80 |" in table
+    md = tmp_path / "RESULTS.md"
+    md.write_text("# R\n<!-- results:begin -->\nold\n<!-- results:end -->\ntail\n")
+    update_results_markdown(md, tmp_path)
+    text = md.read_text()
+    assert "old" not in text and "98.12" in text and text.endswith("tail\n")
+    with pytest.raises(ValueError, match=r"missing \['value'\]"):
+        write_result(tmp_path, {k: v for k, v in record.items() if k != "value"})
