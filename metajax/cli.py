@@ -60,13 +60,21 @@ def _resolve_model(model: str, pool) -> str:
 
 
 def _add_data_options(p: argparse.ArgumentParser):
-    p.add_argument("--data-dir", default=None,
-                   help="data root holding e.g. omniglot/ (default: $METAJAX_DATA_DIR)")
-    p.add_argument("--no-download", action="store_true",
-                   help="never fetch missing data from its public home")
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        help="data root holding e.g. omniglot/ (default: $METAJAX_DATA_DIR)",
+    )
+    p.add_argument(
+        "--no-download", action="store_true", help="never fetch missing data from its public home"
+    )
     p.add_argument("--seed", type=int, default=0, help="PRNG seed of the run (default: 0)")
-    p.add_argument("--eval-episodes", type=_positive, default=600,
-                   help="meta-test episodes for the mean and 95%% CI (default: 600)")
+    p.add_argument(
+        "--eval-episodes",
+        type=_positive,
+        default=600,
+        help="meta-test episodes for the mean and 95%% CI (default: 600)",
+    )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -82,37 +90,81 @@ def build_parser() -> argparse.ArgumentParser:
         description="Meta-train on the meta-train classes, save the run, then report the "
         "meta-test accuracy (mean and 95%% CI) on classes never seen in training.",
     )
-    train.add_argument("--learner", choices=LEARNERS, default="protonet",
-                       help="the meta-learning method (default: protonet)")
-    train.add_argument("--dataset", default="digits",
-                       help=f"one of {', '.join(datasets.NAMES)} (default: digits, offline)")
-    train.add_argument("--model", choices=MODELS, default="auto",
-                       help="backbone: conv4 (Vinyals/Snell/Finn), conv2 (its first two blocks), "
-                       "mlp, or auto = conv4 for images of at least 16x16, conv2 for smaller "
-                       "images, mlp for vectors (default: auto)")
-    train.add_argument("--ways", type=_positive, default=5,
-                       help="classes per meta-training episode (default: 5; Snell et al. "
-                       "train Omniglot with 60)")
-    train.add_argument("--shots", type=_positive, default=1,
-                       help="support examples per class (default: 1)")
-    train.add_argument("--queries", type=_positive, default=10,
-                       help="query examples per class at training (default: 10)")
-    train.add_argument("--test-ways", type=_positive, default=None,
-                       help="classes per meta-test episode (default: --ways)")
-    train.add_argument("--test-shots", type=_positive, default=None,
-                       help="support examples per class at test (default: --shots)")
-    train.add_argument("--test-queries", type=_positive, default=None,
-                       help="query examples per class at test (default: --queries)")
-    train.add_argument("--steps", type=_positive, default=1000,
-                       help="meta-training steps (default: 1000)")
-    train.add_argument("--tasks", type=_positive, default=1,
-                       help="tasks per meta-step, the meta-batch (default: 1, as Snell et al.)")
-    train.add_argument("--lr", type=float, default=1e-3,
-                       help="Adam learning rate (default: 1e-3, Snell et al.)")
-    train.add_argument("--decay-every", type=_positive, default=2000,
-                       help="halve the learning rate every this many steps (default: 2000)")
-    train.add_argument("--out-dir", default=None,
-                       help="where the run is saved (default: runs/<dataset>-<learner>-<time>)")
+    train.add_argument(
+        "--learner",
+        choices=LEARNERS,
+        default="protonet",
+        help="the meta-learning method (default: protonet)",
+    )
+    train.add_argument(
+        "--dataset",
+        default="digits",
+        help=f"one of {', '.join(datasets.NAMES)} (default: digits, offline)",
+    )
+    train.add_argument(
+        "--model",
+        choices=MODELS,
+        default="auto",
+        help="backbone: conv4 (Vinyals/Snell/Finn), conv2 (its first two blocks), "
+        "mlp, or auto = conv4 for images of at least 16x16, conv2 for smaller "
+        "images, mlp for vectors (default: auto)",
+    )
+    train.add_argument(
+        "--ways",
+        type=_positive,
+        default=5,
+        help="classes per meta-training episode (default: 5; Snell et al. train Omniglot with 60)",
+    )
+    train.add_argument(
+        "--shots", type=_positive, default=1, help="support examples per class (default: 1)"
+    )
+    train.add_argument(
+        "--queries",
+        type=_positive,
+        default=10,
+        help="query examples per class at training (default: 10)",
+    )
+    train.add_argument(
+        "--test-ways",
+        type=_positive,
+        default=None,
+        help="classes per meta-test episode (default: --ways)",
+    )
+    train.add_argument(
+        "--test-shots",
+        type=_positive,
+        default=None,
+        help="support examples per class at test (default: --shots)",
+    )
+    train.add_argument(
+        "--test-queries",
+        type=_positive,
+        default=None,
+        help="query examples per class at test (default: --queries)",
+    )
+    train.add_argument(
+        "--steps", type=_positive, default=1000, help="meta-training steps (default: 1000)"
+    )
+    train.add_argument(
+        "--tasks",
+        type=_positive,
+        default=1,
+        help="tasks per meta-step, the meta-batch (default: 1, as Snell et al.)",
+    )
+    train.add_argument(
+        "--lr", type=float, default=1e-3, help="Adam learning rate (default: 1e-3, Snell et al.)"
+    )
+    train.add_argument(
+        "--decay-every",
+        type=_positive,
+        default=2000,
+        help="halve the learning rate every this many steps (default: 2000)",
+    )
+    train.add_argument(
+        "--out-dir",
+        default=None,
+        help="where the run is saved (default: runs/<dataset>-<learner>-<time>)",
+    )
     _add_data_options(train)
 
     ev = sub.add_parser(
@@ -124,8 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("run_dir", help="the --out-dir of a `metajax train` run")
     ev.add_argument("--ways", type=_positive, default=None, help="default: the run's test ways")
     ev.add_argument("--shots", type=_positive, default=None, help="default: the run's test shots")
-    ev.add_argument("--queries", type=_positive, default=None,
-                    help="default: the run's test queries")
+    ev.add_argument(
+        "--queries", type=_positive, default=None, help="default: the run's test queries"
+    )
     ev.add_argument("--split", default="test", help="class split to test on (default: test)")
     _add_data_options(ev)
     return parser
@@ -160,32 +213,62 @@ def _train(args) -> dict:
     train_pool = dataset.pool("train")
     config = {
         k: getattr(args, k)
-        for k in ("learner", "dataset", "ways", "shots", "queries", "steps", "tasks", "lr",
-                  "decay_every", "seed")
+        for k in (
+            "learner",
+            "dataset",
+            "ways",
+            "shots",
+            "queries",
+            "steps",
+            "tasks",
+            "lr",
+            "decay_every",
+            "seed",
+        )
     }
     config["model"] = _resolve_model(args.model, train_pool)
     config["test_ways"] = args.test_ways or args.ways
     config["test_shots"] = args.test_shots or args.shots
     config["test_queries"] = args.test_queries or args.queries
-    out = Path(args.out_dir or f"runs/{args.dataset.replace(':', '-')}-{args.learner}-"
-               f"{time.strftime('%Y%m%d-%H%M%S')}")
+    out = Path(
+        args.out_dir
+        or f"runs/{args.dataset.replace(':', '-')}-{args.learner}-{time.strftime('%Y%m%d-%H%M%S')}"
+    )
     sampler = pool_sampler(train_pool, ways=args.ways, shots=args.shots, queries=args.queries)
     # Fail on impossible test settings before spending the training time.
     test_pool = dataset.pool("test")
-    pool_sampler(test_pool, ways=config["test_ways"], shots=config["test_shots"],
-                 queries=config["test_queries"])
+    pool_sampler(
+        test_pool,
+        ways=config["test_ways"],
+        shots=config["test_shots"],
+        queries=config["test_queries"],
+    )
     learner = _make_learner(config)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     schedule = optax.exponential_decay(args.lr, args.decay_every, 0.5, staircase=True)
     state, _ = meta_train(
-        learner, sampler, optax.adam(schedule), steps=args.steps, key=jax.random.key(args.seed),
-        tasks=args.tasks, metrics_path=out / "metrics.jsonl", progress=not args.no_progress,
+        learner,
+        sampler,
+        optax.adam(schedule),
+        steps=args.steps,
+        key=jax.random.key(args.seed),
+        tasks=args.tasks,
+        metrics_path=out / "metrics.jsonl",
+        progress=not args.no_progress,
     )
     checkpoint.save_params(out / "params.msgpack", state.params)
     print(f"saved the run in {out}")
-    summary = _test(learner, state.params, dataset, config, args, ways=config["test_ways"],
-                    shots=config["test_shots"], queries=config["test_queries"])
+    summary = _test(
+        learner,
+        state.params,
+        dataset,
+        config,
+        args,
+        ways=config["test_ways"],
+        shots=config["test_shots"],
+        queries=config["test_queries"],
+    )
     (out / "eval.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
@@ -193,10 +276,13 @@ def _train(args) -> dict:
 def _eval(args) -> dict:
     run = Path(args.run_dir)
     if not (run / "config.json").is_file():
-        raise ValueError(f"run_dir must be a folder saved by `metajax train`; {run} has no config.json")
+        raise ValueError(
+            f"run_dir must be a folder saved by `metajax train`; {run} has no config.json"
+        )
     config = json.loads((run / "config.json").read_text())
-    dataset = datasets.load(config["dataset"], data_dir=args.data_dir,
-                            download=not args.no_download)
+    dataset = datasets.load(
+        config["dataset"], data_dir=args.data_dir, download=not args.no_download
+    )
     ways = args.ways or config["test_ways"]
     shots = args.shots or config["test_shots"]
     queries = args.queries or config["test_queries"]
@@ -204,8 +290,17 @@ def _eval(args) -> dict:
     learner = _make_learner(config)
     template = learner.init(jax.random.key(0), sampler.sample(jax.random.key(0), sampler.data))
     params = checkpoint.load_params(run / "params.msgpack", template)
-    return _test(learner, params, dataset, config, args, ways=ways, shots=shots,
-                 queries=queries, split=args.split)
+    return _test(
+        learner,
+        params,
+        dataset,
+        config,
+        args,
+        ways=ways,
+        shots=shots,
+        queries=queries,
+        split=args.split,
+    )
 
 
 def main(argv=None) -> int:

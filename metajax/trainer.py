@@ -61,7 +61,7 @@ def init_state(
     key: Array,
     params: Any = None,
 ) -> TrainState:
-    """A fresh :class:`TrainState`; ``params`` are initialised from a sampled episode if not given."""
+    """A fresh :class:`TrainState`; ``params`` default to ``learner.init`` on a sampled episode."""
     init_key, episode_key, key = jax.random.split(key, 3)
     if params is None:
         episode = jax.jit(sampler.sample)(episode_key, sampler.data)
@@ -72,7 +72,11 @@ def init_state(
 
 
 def make_train_step(
-    learner: Learner, optimizer: optax.GradientTransformation, sampler: EpisodeSampler, *, tasks: int
+    learner: Learner,
+    optimizer: optax.GradientTransformation,
+    sampler: EpisodeSampler,
+    *,
+    tasks: int,
 ) -> Callable[[TrainState, Any], tuple[TrainState, dict[str, Array]]]:
     """The jitted meta-step ``(state, data) -> (state, metrics)`` over ``tasks`` tasks.
 
@@ -265,7 +269,9 @@ def meta_train(
             if metrics_path is not None:
                 with open(metrics_path, "a") as f:
                     f.write(json.dumps(record) + "\n")
-            bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k not in ("step", "wall_s")})
+            bar.set_postfix(
+                {k: f"{v:.4g}" for k, v in record.items() if k not in ("step", "wall_s")}
+            )
             bar.update(i - bar.n)
     bar.close()
     return state, history

@@ -9,8 +9,20 @@ from metajax.cli import main
 
 def test_train_then_eval_on_digits(tmp_path, capsys):
     out = tmp_path / "run"
-    rc = main(["train", "--steps", "30", "--out-dir", str(out), "--eval-episodes", "20",
-               "--no-progress", "--seed", "3"])
+    rc = main(
+        [
+            "train",
+            "--steps",
+            "30",
+            "--out-dir",
+            str(out),
+            "--eval-episodes",
+            "20",
+            "--no-progress",
+            "--seed",
+            "3",
+        ]
+    )
     assert rc == 0
     printed = capsys.readouterr().out
     assert "meta-test accuracy on test (5-way 1-shot, 20 episodes):" in printed and "±" in printed
@@ -50,10 +62,24 @@ def test_missing_omniglot_names_the_option(capsys, tmp_path):
 
 
 def test_help_explains_the_options():
-    result = subprocess.run([sys.executable, "-m", "metajax", "train", "--help"],
-                            capture_output=True, text=True, check=True)
-    for option in ("--learner", "--dataset", "--ways", "--shots", "--queries", "--steps",
-                   "--seed", "--data-dir", "--out-dir", "--test-ways"):
+    result = subprocess.run(
+        [sys.executable, "-m", "metajax", "train", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    for option in (
+        "--learner",
+        "--dataset",
+        "--ways",
+        "--shots",
+        "--queries",
+        "--steps",
+        "--seed",
+        "--data-dir",
+        "--out-dir",
+        "--test-ways",
+    ):
         assert option in result.stdout
     with pytest.raises(SystemExit):
         main(["train", "--ways", "0"])

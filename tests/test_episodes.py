@@ -32,8 +32,9 @@ def test_labels_are_remapped_consistently():
     q_class, _ = decode(ep.query.x)
     np.testing.assert_array_equal(np.asarray(ep.support.y), np.repeat(np.arange(4), 3))
     mapping = {}
-    for cls, label in zip(np.concatenate([s_class, q_class]),
-                          np.concatenate([ep.support.y, ep.query.y]), strict=True):
+    for cls, label in zip(
+        np.concatenate([s_class, q_class]), np.concatenate([ep.support.y, ep.query.y]), strict=True
+    ):
         assert mapping.setdefault(int(label), int(cls)) == cls
     assert len(set(mapping.values())) == 4  # distinct classes get distinct labels
 
@@ -42,8 +43,9 @@ def test_examples_distinct_within_class_and_support_query_disjoint():
     ep = sample_episode(jax.random.key(2), coded_pool(), ways=5, shots=4, queries=5)
     s_class, s_idx = decode(ep.support.x)
     q_class, q_idx = decode(ep.query.x)
-    pairs = list(zip(np.concatenate([s_class, q_class]), np.concatenate([s_idx, q_idx]),
-                     strict=True))
+    pairs = list(
+        zip(np.concatenate([s_class, q_class]), np.concatenate([s_idx, q_idx]), strict=True)
+    )
     assert len(set(pairs)) == len(pairs)
 
 
@@ -111,12 +113,16 @@ def test_pool_of_wrong_rank_raises():
 
 @settings(max_examples=25, deadline=None)
 @given(
-    classes=st.integers(1, 12), examples=st.integers(2, 10),
-    ways=st.integers(1, 14), shots=st.integers(1, 6), queries=st.integers(1, 6),
+    classes=st.integers(1, 12),
+    examples=st.integers(2, 10),
+    ways=st.integers(1, 14),
+    shots=st.integers(1, 6),
+    queries=st.integers(1, 6),
     seed=st.integers(0, 2**31 - 1),
 )
-def test_property_valid_configs_give_well_formed_episodes(classes, examples, ways, shots,
-                                                          queries, seed):
+def test_property_valid_configs_give_well_formed_episodes(
+    classes, examples, ways, shots, queries, seed
+):
     pool = coded_pool(classes, examples, extra=(1,))
     valid = ways <= classes and shots + queries <= examples
     if not valid:

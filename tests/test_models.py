@@ -19,8 +19,9 @@ def test_batch_norm_uses_the_batch_statistics():
     x = jax.random.normal(jax.random.key(1), (6, 16, 16, 2))
     params = model.init(jax.random.key(0), x)
     # With batch statistics (and no conv bias), rescaling the whole batch changes nothing.
-    np.testing.assert_allclose(model.apply(params, 3.0 * x), model.apply(params, x),
-                               rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(
+        model.apply(params, 3.0 * x), model.apply(params, x), rtol=1e-3, atol=1e-3
+    )
 
 
 def test_max_pool_floors_odd_sizes():

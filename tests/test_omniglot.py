@@ -39,7 +39,7 @@ def test_splits_never_share_a_character(omniglot_vinyals, omniglot_lake):
         chars = {s: {n.split("/rot")[0] for n in ds.class_names[s]} for s in ds.splits}
         splits = list(chars)
         for i, a in enumerate(splits):
-            for b in splits[i + 1:]:
+            for b in splits[i + 1 :]:
                 assert not chars[a] & chars[b], (ds.name, a, b)
     lake_alphabets = {
         s: {n.split("/")[0] for n in omniglot_lake.class_names[s]} for s in omniglot_lake.splits
@@ -111,8 +111,10 @@ def test_truncated_archive_is_a_clear_error(tmp_path, data_dir):
 
 def test_archive_missing_characters_is_a_clear_error(tmp_path, data_dir):
     partial = tmp_path / "partial.zip"
-    with zipfile.ZipFile(data_dir / "omniglot" / "images_background.zip") as src, \
-            zipfile.ZipFile(partial, "w") as dst:
+    with (
+        zipfile.ZipFile(data_dir / "omniglot" / "images_background.zip") as src,
+        zipfile.ZipFile(partial, "w") as dst,
+    ):
         for info in src.infolist()[:2000]:
             dst.writestr(info, src.read(info))
     root = _with_background(tmp_path, data_dir, partial.read_bytes())

@@ -22,8 +22,11 @@ def numpy_protonet_loss(params, episode):
     protos = np.stack([s[ys == c].mean(0) for c in range(ways)])
     d = ((q[:, None, :] - protos[None, :, :]) ** 2).sum(-1)
     logits = -d
-    log_p = logits - np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1,
-                             keepdims=True)) - logits.max(1, keepdims=True)
+    log_p = (
+        logits
+        - np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1, keepdims=True))
+        - logits.max(1, keepdims=True)
+    )
     loss = -log_p[np.arange(len(yq)), yq].mean()
     acc = (logits.argmax(1) == yq).mean()
     return loss, acc
@@ -35,8 +38,7 @@ def f64(tree):
 
 def small_episode(key, ways=4, shots=3, queries=2, features=5):
     pool = jax.random.normal(key, (7, 10, features))
-    return sample_episode(jax.random.fold_in(key, 1), pool, ways=ways, shots=shots,
-                          queries=queries)
+    return sample_episode(jax.random.fold_in(key, 1), pool, ways=ways, shots=shots, queries=queries)
 
 
 def test_loss_equals_numpy_reference():
@@ -77,8 +79,15 @@ def test_gradients_match_finite_differences():
         episode = sample_episode(jax.random.key(6), images, ways=3, shots=2, queries=2)
         learner = protonet(conv4(filters=4))
         params = f64(learner.init(jax.random.key(7), episode))
-        check_grads(lambda p: learner.loss(p, episode)[0], (params,), order=1, modes=["rev"], eps=1e-6,
-                    atol=1e-5, rtol=1e-5)
+        check_grads(
+            lambda p: learner.loss(p, episode)[0],
+            (params,),
+            order=1,
+            modes=["rev"],
+            eps=1e-6,
+            atol=1e-5,
+            rtol=1e-5,
+        )
 
 
 def test_cosine_distance_and_bad_arguments():
@@ -110,8 +119,9 @@ def test_learns_omniglot_one_shot(omniglot_vinyals):
     """A few CPU minutes of 30-way training reach >= 90% on 5-way 1-shot unseen characters."""
     learner = protonet()  # Conv-4, squared Euclidean: the paper's model
     train = pool_sampler(omniglot_vinyals.pool("train"), ways=30, shots=1, queries=5)
-    state, history = meta_train(learner, train, optax.adam(1e-3), steps=250,
-                                key=jax.random.key(0), progress=False)
+    state, history = meta_train(
+        learner, train, optax.adam(1e-3), steps=250, key=jax.random.key(0), progress=False
+    )
     assert history[-1]["loss"] < history[0]["loss"]
     test = pool_sampler(omniglot_vinyals.pool("test"), ways=5, shots=1, queries=5)
     result = evaluate(learner, state.params, test, key=jax.random.key(1), episodes=300)

@@ -6,8 +6,18 @@ from metajax.results import render_results_table, update_results_markdown, write
 
 
 def test_write_and_render(tmp_path):
-    record = dict(benchmark="b", method="ProtoNet", dataset="omniglot", setting="5w1s",
-                  metric="accuracy", value=0.9812, ci95=0.0021, paper=0.988, steps=10, wall_s=1.5)
+    record = dict(
+        benchmark="b",
+        method="ProtoNet",
+        dataset="omniglot",
+        setting="5w1s",
+        metric="accuracy",
+        value=0.9812,
+        ci95=0.0021,
+        paper=0.988,
+        steps=10,
+        wall_s=1.5,
+    )
     path = write_result(tmp_path, record)
     saved = json.loads(path.read_text())
     for key in ("command", "device", "versions", "date"):

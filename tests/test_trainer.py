@@ -53,28 +53,40 @@ def test_batch_gradient_is_the_mean_of_per_task_gradients(digits_sampler):
         before = state.params
         # The episodes the step will draw, from the same key splits it makes.
         _, sample_key, loss_key = jax.random.split(state.key, 3)
-        episodes = [digits_sampler.sample(k, digits_sampler.data)
-                    for k in jax.random.split(sample_key, 4)]
+        episodes = [
+            digits_sampler.sample(k, digits_sampler.data) for k in jax.random.split(sample_key, 4)
+        ]
         loss_keys = jax.random.split(loss_key, 4)
-        grads = [jax.grad(lambda p, e=e, k=k: learner.loss(p, e, k)[0])(before)
-                 for e, k in zip(episodes, loss_keys, strict=True)]
+        grads = [
+            jax.grad(lambda p, e=e, k=k: learner.loss(p, e, k)[0])(before)
+            for e, k in zip(episodes, loss_keys, strict=True)
+        ]
         mean_grad = jax.tree.map(lambda *g: sum(g) / len(g), *grads)
         before = jax.tree.map(np.asarray, before)  # the step donates its input buffers
-        after, _ = make_train_step(learner, opt, digits_sampler, tasks=4)(state,
-                                                                         digits_sampler.data)
+        after, _ = make_train_step(learner, opt, digits_sampler, tasks=4)(
+            state, digits_sampler.data
+        )
         moved = jax.tree.map(lambda a, b: a - b, before, after.params)
-        jax.tree.map(lambda m, g: np.testing.assert_allclose(m, g, rtol=1e-9, atol=1e-12),
-                     moved, mean_grad)
+        jax.tree.map(
+            lambda m, g: np.testing.assert_allclose(m, g, rtol=1e-9, atol=1e-12), moved, mean_grad
+        )
 
 
 def test_meta_train_is_deterministic_and_logs_jsonl(tmp_path, digits_sampler):
     learner = protonet(mlp(hidden=(16,)))
     runs = []
     for name in ("a", "b"):
-        state, history = meta_train(learner, digits_sampler, optax.adam(1e-3), steps=6,
-                                    key=jax.random.key(7), tasks=2,
-                                    metrics_path=tmp_path / f"{name}.jsonl", log_every=3,
-                                    progress=False)
+        state, history = meta_train(
+            learner,
+            digits_sampler,
+            optax.adam(1e-3),
+            steps=6,
+            key=jax.random.key(7),
+            tasks=2,
+            metrics_path=tmp_path / f"{name}.jsonl",
+            log_every=3,
+            progress=False,
+        )
         runs.append(state)
     jax.tree.map(np.testing.assert_array_equal, runs[0].params, runs[1].params)
     lines = [json.loads(line) for line in (tmp_path / "a.jsonl").read_text().splitlines()]
@@ -85,19 +97,38 @@ def test_meta_train_is_deterministic_and_logs_jsonl(tmp_path, digits_sampler):
 def test_validation_is_logged(digits_sampler):
     learner = protonet(mlp(hidden=(16,)))
     val = pool_sampler(load_digits().pool("test"), ways=3, shots=2, queries=3)
-    _, history = meta_train(learner, digits_sampler, optax.adam(1e-3), steps=4,
-                            key=jax.random.key(0), log_every=2, progress=False,
-                            validation=(val, 2), validation_episodes=10)
+    _, history = meta_train(
+        learner,
+        digits_sampler,
+        optax.adam(1e-3),
+        steps=4,
+        key=jax.random.key(0),
+        log_every=2,
+        progress=False,
+        validation=(val, 2),
+        validation_episodes=10,
+    )
     assert all("val_accuracy" in r for r in history)
     with pytest.raises(ValueError, match=r"every must be a multiple of log_every"):
-        meta_train(learner, digits_sampler, optax.adam(1e-3), steps=4, key=jax.random.key(0),
-                   log_every=2, progress=False, validation=(val, 3))
+        meta_train(
+            learner,
+            digits_sampler,
+            optax.adam(1e-3),
+            steps=4,
+            key=jax.random.key(0),
+            log_every=2,
+            progress=False,
+            validation=(val, 3),
+        )
 
 
 def test_evaluate_regression_reports_mse():
     # A learner that always predicts zero: its MSE is the mean square of the targets.
-    zero = Learner(init=lambda key, ep: {}, loss=None,
-                   predict=lambda params, support, qx, key: jnp.zeros((qx.shape[0], 1)))
+    zero = Learner(
+        init=lambda key, ep: {},
+        loss=None,
+        predict=lambda params, support, qx, key: jnp.zeros((qx.shape[0], 1)),
+    )
     sampler = sinusoid_sampler(shots=5, queries=10)
     result = evaluate(zero, {}, sampler, key=jax.random.key(0), episodes=40, batch=16)
     keys = jax.random.split(jax.random.key(0), 3)  # three chunks of 16 cover the 40 episodes
@@ -112,8 +143,9 @@ def test_evaluate_regression_reports_mse():
 
 def test_evaluate_is_deterministic_by_key(digits_sampler):
     learner = protonet(mlp(hidden=(16,)))
-    params = learner.init(jax.random.key(0), digits_sampler.sample(jax.random.key(1),
-                                                                   digits_sampler.data))
+    params = learner.init(
+        jax.random.key(0), digits_sampler.sample(jax.random.key(1), digits_sampler.data)
+    )
     a = evaluate(learner, params, digits_sampler, key=jax.random.key(3), episodes=30)
     b = evaluate(learner, params, digits_sampler, key=jax.random.key(3), episodes=30)
     assert a == b

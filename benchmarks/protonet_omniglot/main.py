@@ -1,7 +1,7 @@
 """ProtoNet on Omniglot (Vinyals split): 5/20-way 1/5-shot against Snell et al. 2017.
 
-    python benchmarks/protonet_omniglot/main.py --data-dir ../shared/data          # CPU budget
-    python benchmarks/protonet_omniglot/main.py --config paper --data-dir DATA     # GPU, paper length
+python benchmarks/protonet_omniglot/main.py --data-dir ../shared/data          # CPU budget
+python benchmarks/protonet_omniglot/main.py --config paper --data-dir DATA     # GPU, paper length
 """
 
 from __future__ import annotations
@@ -22,11 +22,19 @@ RESULTS = HERE.parent / "results"
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("--config", choices=("default", "paper"), default="default",
-                        help="default: CPU budget; paper: Snell et al.'s schedule (GPU)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument(
+        "--config",
+        choices=("default", "paper"),
+        default="default",
+        help="default: CPU budget; paper: Snell et al.'s schedule (GPU)",
+    )
     parser.add_argument("--shots", type=int, nargs="+", default=[1, 5], choices=(1, 5))
-    parser.add_argument("--data-dir", default=None, help="folder holding omniglot/ (or $METAJAX_DATA_DIR)")
+    parser.add_argument(
+        "--data-dir", default=None, help="folder holding omniglot/ (or $METAJAX_DATA_DIR)"
+    )
     parser.add_argument("--results-dir", default=str(RESULTS))
     parser.add_argument("--workdir", default=None, help="where metrics JSONL files go")
     parser.add_argument("--steps", type=int, default=None, help="override the config's steps")
@@ -35,13 +43,17 @@ def main(argv=None):
     if args.steps is not None:
         config["steps"] = {s: args.steps for s in config["steps"]}
     for shots in args.shots:
-        for record in train.train_and_evaluate(config, shots, data_dir=args.data_dir,
-                                               workdir=args.workdir):
+        for record in train.train_and_evaluate(
+            config, shots, data_dir=args.data_dir, workdir=args.workdir
+        ):
             record["config"] = args.config
             write_result(args.results_dir, record)
-            print(f"{record['setting']}: {100 * record['value']:.2f} ± {100 * record['ci95']:.2f} "
-                  f"(paper {100 * record['paper']:.1f}), {record['steps']} steps, "
-                  f"{record['wall_s']} s", flush=True)
+            print(
+                f"{record['setting']}: {100 * record['value']:.2f} ± {100 * record['ci95']:.2f} "
+                f"(paper {100 * record['paper']:.1f}), {record['steps']} steps, "
+                f"{record['wall_s']} s",
+                flush=True,
+            )
     print(render_results_table(args.results_dir))
     if Path(args.results_dir).resolve() == RESULTS.resolve():
         update_results_markdown(HERE.parent / "RESULTS.md", RESULTS)

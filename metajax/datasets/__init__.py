@@ -1,4 +1,4 @@
-"""Few-shot datasets as class pools ``[classes, examples, *features]`` with disjoint class splits."""
+"""Few-shot datasets: class pools ``[classes, examples, *features]``, disjoint class splits."""
 
 from __future__ import annotations
 

@@ -105,9 +105,13 @@ def split_classes(
     out, start = {}, 0
     names = list(fractions)
     for i, name in enumerate(names):
-        stop = len(order) if i == len(names) - 1 else start + int(round(fractions[name] * len(order)))
+        stop = (
+            len(order) if i == len(names) - 1 else start + int(round(fractions[name] * len(order)))
+        )
         out[name] = np.sort(order[start:stop])
         if len(out[name]) == 0:
-            raise ValueError(f"split {name!r} would hold no class; use more classes or a larger fraction")
+            raise ValueError(
+                f"split {name!r} would hold no class; use more classes or a larger fraction"
+            )
         start = stop
     return out

@@ -56,7 +56,9 @@ ARCHIVES = {
     "images_evaluation": (659, "1f61a8f3366785b057fc117d9228e78a16e3d976c8953b2a10fcc74cf0609cee"),
 }
 VINYALS_SPLITS = ("train", "val", "test")
-_DRAWING = re.compile(r"^(?:.*/)?images_(?:background|evaluation)/([^/]+)/(character\d+)/\d+_(\d+)\.png$")
+_DRAWING = re.compile(
+    r"^(?:.*/)?images_(?:background|evaluation)/([^/]+)/(character\d+)/\d+_(\d+)\.png$"
+)
 _DOWNLOAD_TIMEOUT_S = 30
 
 
@@ -160,7 +162,9 @@ def _find_archive(root: Path | None, archive: str, cache: Path, download: bool) 
             return path
     if download:
         try:
-            return _download(ARCHIVE_URL + f"{archive}.zip", cache / f"{archive}.zip", ARCHIVES[archive][1])
+            return _download(
+                ARCHIVE_URL + f"{archive}.zip", cache / f"{archive}.zip", ARCHIVES[archive][1]
+            )
         except OSError as err:
             reason = f"downloading {ARCHIVE_URL}{archive}.zip failed ({err})"
     else:

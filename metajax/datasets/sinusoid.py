@@ -27,7 +27,7 @@ def sample_sinusoid(
     phase: tuple[float, float] = PHASE,
     x_range: tuple[float, float] = X_RANGE,
 ) -> Episode:
-    """One sinusoid task with ``shots`` support and ``queries`` query points, ``x``/``y`` ``[n, 1]``.
+    """One sinusoid task: ``shots`` support and ``queries`` query points, ``x``, ``y`` ``[n, 1]``.
 
     Example:
       >>> ep = sample_sinusoid(jax.random.key(0), shots=5, queries=10)
