@@ -73,6 +73,7 @@ class Conv4(nn.Module):
 
     filters: int = 64
     blocks: int = 4
+    outputs: int | None = None
 
     @nn.compact
     def __call__(self, x):
@@ -81,7 +82,10 @@ class Conv4(nn.Module):
             x = BatchStatNorm()(x)
             x = nn.relu(x)
             x = max_pool_2x2(x)
-        return x.reshape(x.shape[0], -1)
+        x = x.reshape(x.shape[0], -1)
+        if self.outputs is not None:
+            x = nn.Dense(self.outputs)(x)
+        return x
 
 
 class MLP(nn.Module):
@@ -100,12 +104,14 @@ class MLP(nn.Module):
         return x
 
 
-def conv4(*, filters: int = 64, blocks: int = 4) -> Model:
+def conv4(*, filters: int = 64, blocks: int = 4, outputs: int | None = None) -> Model:
     """Conv-4 over images ``[n, height, width, channels]``.
 
     Args:
       filters: channels of every convolution (64 in the papers).
       blocks: number of conv blocks; each halves the spatial size.
+      outputs: width of a final linear layer (the N-way head of MAML-style
+        learners), or ``None`` for the flattened embedding (metric learners).
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -115,9 +121,9 @@ def conv4(*, filters: int = 64, blocks: int = 4) -> Model:
       >>> model.apply(params, x).shape
       (5, 64)
     """
-    if filters < 1 or blocks < 1:
-        raise ValueError(f"filters and blocks must be >= 1, got {filters}, {blocks}")
-    module = Conv4(filters=filters, blocks=blocks)
+    if filters < 1 or blocks < 1 or (outputs is not None and outputs < 1):
+        raise ValueError(f"filters, blocks, outputs must be >= 1: {filters}, {blocks}, {outputs}")
+    module = Conv4(filters=filters, blocks=blocks, outputs=outputs)
     min_side = 2**blocks
 
     def check(x, channels=None):

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import optax
 
 from metajax.episodes import Episode, Split
 from metajax.learner import Learner
+from metajax.losses import classification_loss
 from metajax.models import Model, conv4
 
 DISTANCES = ("squared_euclidean", "cosine")
@@ -60,13 +60,6 @@ def pairwise_distance(queries: jax.Array, centres: jax.Array, kind: str) -> jax.
     q = queries / jnp.maximum(jnp.linalg.norm(queries, axis=-1, keepdims=True), 1e-8)
     c = centres / jnp.maximum(jnp.linalg.norm(centres, axis=-1, keepdims=True), 1e-8)
     return 1.0 - q @ c.T
-
-
-def classification_metrics(logits: jax.Array, labels: jax.Array):
-    """Mean cross-entropy and accuracy of ``logits`` ``[n, classes]`` against ``labels``."""
-    loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-    accuracy = jnp.mean(jnp.argmax(logits, -1) == labels)
-    return loss, {"loss": loss, "accuracy": accuracy}
 
 
 def protonet(model: Model | None = None, *, distance: str = "squared_euclidean") -> Learner:
@@ -119,6 +112,6 @@ def protonet(model: Model | None = None, *, distance: str = "squared_euclidean")
     def loss(params, episode: Episode, key=None):
         check_split(episode.query, "query")
         logits = predict(params, episode.support, episode.query.x, key)
-        return classification_metrics(logits, episode.query.y)
+        return classification_loss(logits, episode.query.y)
 
     return Learner(init=init, loss=loss, predict=predict)

@@ -1,0 +1,29 @@
+"""Supervised losses with their metrics, chosen by the type of the targets."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import optax
+
+
+def classification_loss(logits: jax.Array, labels: jax.Array):
+    """Mean cross-entropy and accuracy of ``logits`` ``[n, classes]`` against integer labels."""
+    loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+    accuracy = jnp.mean(jnp.argmax(logits, -1) == labels)
+    return loss, {"loss": loss, "accuracy": accuracy}
+
+
+def regression_loss(outputs: jax.Array, targets: jax.Array):
+    """Mean squared error, reported as both ``loss`` and ``mse``."""
+    if outputs.shape != targets.shape:
+        raise ValueError(f"outputs {outputs.shape} and targets {targets.shape} must match")
+    mse = jnp.mean(jnp.square(outputs - targets))
+    return mse, {"loss": mse, "mse": mse}
+
+
+def supervised_loss(outputs: jax.Array, targets: jax.Array):
+    """Classification for integer targets, regression for floating targets."""
+    if jnp.issubdtype(targets.dtype, jnp.integer):
+        return classification_loss(outputs, targets)
+    return regression_loss(outputs, targets)

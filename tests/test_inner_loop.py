@@ -1,0 +1,190 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from metajax import Episode, Model, Split
+from metajax.imaml import imaml
+from metajax.inner_loop import (
+    FirstOrder,
+    Implicit,
+    Unrolled,
+    adapt,
+    adapted_loss,
+    conjugate_gradient,
+)
+from metajax.losses import regression_loss
+
+LINEAR = Model(init=lambda key, x: jnp.zeros(x.shape[1], x.dtype), apply=lambda w, x: x @ w)
+
+
+def square_loss(w, split, key):
+    return jnp.mean(jnp.square(split.x @ w - split.y))
+
+
+def outer(w, split, key):
+    return regression_loss(split.x @ w, split.y)
+
+
+def linear_episode(seed=0, d=4, n_support=6, n_query=8):
+    rng = np.random.default_rng(seed)
+    xs, xq = rng.normal(size=(n_support, d)), rng.normal(size=(n_query, d))
+    w_true = rng.normal(size=d)
+    return Episode(
+        Split(jnp.asarray(xs), jnp.asarray(xs @ w_true + 0.1 * rng.normal(size=n_support))),
+        Split(jnp.asarray(xq), jnp.asarray(xq @ w_true)),
+    )
+
+
+def test_adapt_sgd_matches_a_python_loop():
+    with jax.enable_x64(True):
+        ep = linear_episode()
+        theta = jnp.arange(4.0) / 10
+        phi, losses = adapt(
+            square_loss, theta, ep.support, jax.random.key(0), steps=3, learning_rate=0.05
+        )
+        w = theta
+        for i in range(3):
+            assert losses[i] == pytest.approx(float(square_loss(w, ep.support, None)))
+            w = w - 0.05 * jax.grad(square_loss)(w, ep.support, None)
+        np.testing.assert_allclose(phi, w, rtol=1e-12)
+
+
+def test_adapt_with_optax_and_per_parameter_rates():
+    with jax.enable_x64(True):
+        ep = linear_episode()
+        theta = jnp.zeros(4)
+        phi, _ = adapt(
+            square_loss, theta, ep.support, jax.random.key(0), steps=2, optimizer=optax.sgd(0.05)
+        )
+        ref, _ = adapt(
+            square_loss, theta, ep.support, jax.random.key(0), steps=2, learning_rate=0.05
+        )
+        np.testing.assert_allclose(phi, ref, rtol=1e-12)
+        rates = jnp.array([0.0, 0.1, 0.0, 0.1])
+        phi, _ = adapt(
+            square_loss, theta, ep.support, jax.random.key(0), steps=1, learning_rate=rates
+        )
+        assert phi[0] == 0 and phi[2] == 0 and phi[1] != 0
+
+
+def test_conjugate_gradient_solves_spd_systems_exactly():
+    with jax.enable_x64(True):
+        rng = np.random.default_rng(1)
+        m = rng.normal(size=(5, 5))
+        a = jnp.asarray(m @ m.T + 5 * np.eye(5))
+        b = {"u": jnp.asarray(rng.normal(size=3)), "v": jnp.asarray(rng.normal(size=2))}
+
+        def matvec(t):
+            flat = a @ jnp.concatenate([t["u"], t["v"]])
+            return {"u": flat[:3], "v": flat[3:]}
+
+        x, residual = conjugate_gradient(matvec, b, steps=5)
+        np.testing.assert_allclose(
+            jnp.concatenate([x["u"], x["v"]]),
+            np.linalg.solve(a, np.concatenate([b["u"], b["v"]])),
+            rtol=1e-10,
+        )
+        assert residual < 1e-10
+        _, early = conjugate_gradient(matvec, b, steps=1)
+        assert early > 1e-3
+
+
+def exact_imaml_gradient(theta, ep, lam):
+    xs, ys = np.asarray(ep.support.x), np.asarray(ep.support.y)
+    xq, yq = np.asarray(ep.query.x), np.asarray(ep.query.y)
+    a = 2 * xs.T @ xs / len(xs)  # Hessian of the mean squared support loss
+    b = 2 * xs.T @ ys / len(xs)
+    phi = np.linalg.solve(a + lam * np.eye(len(theta)), b + lam * np.asarray(theta))
+    g = 2 * xq.T @ (xq @ phi - yq) / len(xq)
+    return np.linalg.solve(np.eye(len(theta)) + a / lam, g), phi
+
+
+def test_implicit_gradient_equals_the_closed_form_and_converged_unrolling():
+    with jax.enable_x64(True):
+        ep, lam, theta = linear_episode(2), 2.0, jnp.array([0.3, -0.2, 0.1, 0.5])
+        exact, phi_star = exact_imaml_gradient(theta, ep, lam)
+        settings = dict(steps=400, learning_rate=0.1, proximal=lam)
+
+        def loss(meta_gradient):
+            return lambda t: adapted_loss(
+                square_loss,
+                outer,
+                t,
+                ep,
+                jax.random.key(0),
+                meta_gradient=meta_gradient,
+                **settings,
+            )
+
+        implicit, metrics = jax.grad(loss(Implicit(cg_steps=4)), has_aux=True)(theta)
+        np.testing.assert_allclose(implicit, exact, rtol=1e-6, atol=1e-9)
+        assert metrics["cg_residual"] < 1e-8 and metrics["cg_converged"] == 1
+        unrolled, _ = jax.grad(loss(Unrolled()), has_aux=True)(theta)
+        np.testing.assert_allclose(unrolled, exact, rtol=1e-6, atol=1e-9)
+        # The inner loop really reached the proximal optimum.
+        phi, _ = adapt(square_loss, theta, ep.support, jax.random.key(0), **settings)
+        np.testing.assert_allclose(phi, phi_star, rtol=1e-8)
+
+
+def test_imaml_learner_matches_closed_form_and_reports_nonconvergence():
+    with jax.enable_x64(True):
+        ep, theta = linear_episode(3), jnp.array([0.1, 0.2, -0.3, 0.0])
+        learner = imaml(LINEAR, proximal=1.0, inner_lr=0.1, inner_steps=400, cg_steps=4)
+        grad, metrics = jax.grad(learner.loss, has_aux=True)(theta, ep, jax.random.key(0))
+        np.testing.assert_allclose(grad, exact_imaml_gradient(theta, ep, 1.0)[0], rtol=1e-6)
+        rough = imaml(
+            LINEAR, proximal=0.05, inner_lr=0.02, inner_steps=50, cg_steps=1, cg_tolerance=1e-6
+        )
+        _, metrics = rough.loss(theta, ep, jax.random.key(0))
+        assert metrics["cg_converged"] == 0 and metrics["cg_residual"] > 1e-6
+
+
+def test_first_order_gradient_is_the_query_gradient_at_the_adapted_parameters():
+    with jax.enable_x64(True):
+        ep, theta = linear_episode(4), jnp.array([0.2, 0.1, 0.0, -0.1])
+        settings = dict(steps=3, learning_rate=0.05)
+        grad, _ = jax.grad(
+            lambda t: adapted_loss(
+                square_loss, outer, t, ep, jax.random.key(0), meta_gradient=FirstOrder(), **settings
+            ),
+            has_aux=True,
+        )(theta)
+        phi, _ = adapt(square_loss, theta, ep.support, jax.random.key(0), **settings)
+        np.testing.assert_allclose(
+            grad, jax.grad(lambda p: outer(p, ep.query, None)[0])(phi), rtol=1e-12
+        )
+
+
+def test_bad_inner_settings_raise():
+    ep = linear_episode()
+    with pytest.raises(ValueError, match=r"inner steps must be an integer >= 1"):
+        adapt(square_loss, jnp.zeros(4), ep.support, jax.random.key(0), steps=0)
+    with pytest.raises(ValueError, match=r"inner learning rate must be > 0"):
+        adapt(square_loss, jnp.zeros(4), ep.support, jax.random.key(0), steps=1, learning_rate=0.0)
+    with pytest.raises(ValueError, match=r"need proximal \(lambda\) > 0"):
+        adapted_loss(
+            square_loss,
+            outer,
+            jnp.zeros(4),
+            ep,
+            jax.random.key(0),
+            steps=1,
+            meta_gradient=Implicit(),
+        )
+    with pytest.raises(ValueError, match=r"cg_steps must be an integer >= 1"):
+        adapted_loss(
+            square_loss,
+            outer,
+            jnp.zeros(4),
+            ep,
+            jax.random.key(0),
+            steps=1,
+            proximal=1.0,
+            meta_gradient=Implicit(cg_steps=0),
+        )
+    with pytest.raises(ValueError, match=r"proximal \(lambda\) must be a number > 0"):
+        imaml(LINEAR, proximal=-1.0)
+    with pytest.raises(ValueError, match=r"cg_steps must be an integer >= 1"):
+        imaml(LINEAR, cg_steps=0)
