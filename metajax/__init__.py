@@ -6,6 +6,7 @@ learner over a batch of tasks.
 """
 
 from metajax import datasets
+from metajax.anil import anil
 from metajax.episodes import (
     Episode,
     EpisodeSampler,
@@ -14,9 +15,14 @@ from metajax.episodes import (
     sample_batch,
     sample_episode,
 )
+from metajax.imaml import imaml
+from metajax.inner_loop import FirstOrder, Implicit, Unrolled, adapt, adapted_loss
 from metajax.learner import Learner
+from metajax.maml import fomaml, maml
+from metajax.metasgd import metasgd
 from metajax.models import Model, conv4, mlp
 from metajax.protonet import protonet
+from metajax.reptile import reptile
 from metajax.trainer import (
     Evaluation,
     TrainState,
@@ -34,21 +40,32 @@ __all__ = [
     "Episode",
     "EpisodeSampler",
     "Evaluation",
+    "FirstOrder",
+    "Implicit",
     "Learner",
     "Model",
     "Split",
     "TrainState",
+    "Unrolled",
+    "adapt",
+    "adapted_loss",
+    "anil",
     "conv4",
     "datasets",
     "evaluate",
+    "fomaml",
+    "imaml",
     "init_state",
     "make_evaluator",
+    "maml",
     "make_train_step",
     "mean_ci95",
     "meta_train",
+    "metasgd",
     "mlp",
     "pool_sampler",
     "protonet",
+    "reptile",
     "sample_batch",
     "sample_episode",
 ]

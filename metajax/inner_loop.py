@@ -171,13 +171,16 @@ def adapt(
         return value
 
     grad_fn = jax.value_and_grad(objective)
+    scalar_rate = isinstance(learning_rate, int | float) or (
+        isinstance(learning_rate, jax.Array | np.ndarray) and learning_rate.ndim == 0
+    )
     opt_state = optimizer.init(params) if optimizer is not None else ()
 
     def step(carry, k):
         phi, state = carry
         value, grads = grad_fn(phi, k)
         if optimizer is None:
-            if isinstance(learning_rate, int | float) or jnp.ndim(learning_rate) == 0:
+            if scalar_rate:
                 phi = jax.tree.map(lambda p, g: p - learning_rate * g, phi, grads)
             else:
                 phi = jax.tree.map(lambda p, g, lr: p - lr * g, phi, grads, learning_rate)

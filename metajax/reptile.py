@@ -1,0 +1,82 @@
+"""Reptile (Nichol, Achiam & Schulman 2018) on the shared inner loop.
+
+Reptile adapts to a task with a few steps of an ordinary optimizer and moves the
+meta-parameters towards the result: ``theta <- theta + epsilon (phi - theta)``. In
+metajax's one trainer that is a loss whose gradient is ``theta - phi``, namely
+``0.5 ||theta - stop_gradient(phi)||^2``, with SGD at rate ``epsilon`` as the outer
+optimizer (Nichol et al. anneal epsilon linearly from 1 to 0: ``optax.linear_schedule``).
+
+Paper defaults (Table 3, Omniglot): inner Adam with learning rate 1e-3 and
+``b1 = 0``, 5 inner steps at training, 50 at test, meta-batch 5.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from metajax.inner_loop import adapt
+from metajax.learner import Learner
+from metajax.losses import supervised_loss
+from metajax.maml import check_steps
+from metajax.models import Model
+
+
+def reptile(
+    model: Model,
+    *,
+    inner_optimizer: optax.GradientTransformation | None = None,
+    inner_steps: int = 5,
+    test_inner_steps: int = 50,
+) -> Learner:
+    """Reptile.
+
+    Args:
+      model: the network with an output head (e.g. ``conv4(outputs=ways)``).
+      inner_optimizer: the task optimizer; ``optax.adam(1e-3, b1=0.0)`` by default.
+      inner_steps: inner steps at training.
+      test_inner_steps: inner steps when predicting on a new task.
+
+    The metrics report the query loss and accuracy (or MSE) after adaptation and
+    ``distance``, the squared distance ``||phi - theta||^2`` moved by the task.
+
+    Example:
+      >>> import jax
+      >>> from metajax import mlp
+      >>> from metajax.datasets import sample_sinusoid
+      >>> learner = reptile(mlp(hidden=(40, 40), outputs=1))
+      >>> episode = sample_sinusoid(jax.random.key(0), shots=10, queries=10)
+      >>> params = learner.init(jax.random.key(1), episode)
+      >>> _, metrics = learner.loss(params, episode, jax.random.key(2))
+      >>> sorted(metrics)
+      ['distance', 'loss', 'mse']
+    """
+    check_steps("inner_steps", inner_steps)
+    check_steps("test_inner_steps", test_inner_steps)
+    inner_optimizer = optax.adam(1e-3, b1=0.0) if inner_optimizer is None else inner_optimizer
+
+    def task_loss(params, split, key):
+        del key
+        return supervised_loss(model.apply(params, split.x), split.y)[0]
+
+    def init(key, episode):
+        return model.init(key, episode.support.x)
+
+    def loss(params, episode, key):
+        phi, _ = adapt(
+            task_loss, params, episode.support, key, steps=inner_steps, optimizer=inner_optimizer
+        )
+        phi = jax.lax.stop_gradient(phi)
+        drift = jax.tree.map(lambda t, p: t - p, params, phi)
+        distance = sum(jnp.vdot(d, d) for d in jax.tree.leaves(drift))
+        _, metrics = supervised_loss(model.apply(phi, episode.query.x), episode.query.y)
+        return 0.5 * distance, {**metrics, "distance": distance}
+
+    def predict(params, support, query_x, key):
+        phi, _ = adapt(
+            task_loss, params, support, key, steps=test_inner_steps, optimizer=inner_optimizer
+        )
+        return model.apply(phi, query_x)
+
+    return Learner(init=init, loss=loss, predict=predict)
