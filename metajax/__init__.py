@@ -15,6 +15,7 @@ from metajax.episodes import (
     sample_batch,
     sample_episode,
 )
+from metajax.finetune import finetune
 from metajax.imaml import imaml
 from metajax.inner_loop import FirstOrder, Implicit, Unrolled, adapt, adapted_loss
 from metajax.learner import Learner
@@ -53,6 +54,7 @@ __all__ = [
     "conv4",
     "datasets",
     "evaluate",
+    "finetune",
     "fomaml",
     "imaml",
     "init_state",

@@ -128,3 +128,12 @@ def update_results_markdown(markdown: str | os.PathLike, results_dir: str | os.P
     head, rest = text.split(BEGIN, 1)
     _, tail = rest.split(END, 1)
     path.write_text(f"{head}{BEGIN}\n{render_results_table(results_dir)}{END}{tail}")
+
+
+def publish(records: list[dict], results_dir: str | os.PathLike, markdown=None) -> None:
+    """Writes ``records``, prints the table of ``results_dir`` and refreshes ``markdown``."""
+    for record in records:
+        write_result(results_dir, record)
+    print(render_results_table(results_dir), flush=True)
+    if markdown is not None:
+        update_results_markdown(markdown, results_dir)

@@ -7,6 +7,9 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+# Every benchmark has its own `train` and `configs`: forget another folder's.
+for name in [m for m in sys.modules if m == "train" or m.split(".")[0] == "configs"]:
+    del sys.modules[name]
 
 import train  # noqa: E402
 from configs import default  # noqa: E402
