@@ -1,0 +1,287 @@
+"""Seconds per meta-step of metajax's MAML and iMAML, and of learn2learn's MAML.
+
+:func:`measure_metajax` times metajax's own jitted meta-step
+(:func:`metajax.make_train_step`) in this process; :func:`measure_l2l` runs
+``l2l_maml.py`` in the PyTorch environment that ``setup_env.sh`` makes. Both return a
+dict with ``seconds_per_step`` (the median after warm-up), ``first_step_s`` and
+``peak_rss_gb`` (the peak of the whole process, so measure one workload per process
+when that number matters: ``python train.py --method maml --inner-steps 1`` prints
+one measurement as JSON, which is how main.py isolates them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import metajax as mj
+from metajax.models import max_pool_2x2
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_VENV = HERE / ".venv-l2l"
+METHODS = ("maml", "imaml")
+
+
+def peak_rss_gb() -> float:
+    """This process's peak resident memory so far (``ru_maxrss`` is in KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def conv3x3_im2col(x, kernel):
+    """A 3x3 'SAME' convolution without bias as nine shifted copies and one matmul.
+
+    Under ``vmap`` with a kernel per task this is a batched matmul, where
+    ``lax.conv_general_dilated`` becomes a grouped convolution (slow on XLA:CPU).
+    """
+    n, h, w, c = x.shape
+    padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    patches = jnp.concatenate(
+        [padded[:, i : i + h, j : j + w] for i in range(3) for j in range(3)], axis=-1
+    )
+    return patches @ kernel.reshape(9 * c, kernel.shape[-1])
+
+
+def conv4_im2col(*, filters: int, outputs: int, blocks: int = 4) -> mj.Model:
+    """metajax's Conv-4 with the same parameters, its convolutions written as im2col."""
+    base = mj.conv4(filters=filters, outputs=outputs, blocks=blocks)
+
+    def apply(params, x):
+        for i in range(blocks):
+            x = conv3x3_im2col(x, params[f"Conv_{i}"]["kernel"])
+            norm = params[f"BatchStatNorm_{i}"]
+            mean = jnp.mean(x, axis=(0, 1, 2))
+            var = jnp.mean(jnp.square(x - mean), axis=(0, 1, 2))
+            x = (x - mean) * jax.lax.rsqrt(var + 1e-5) * norm["scale"] + norm["bias"]
+            x = max_pool_2x2(jax.nn.relu(x))
+        x = x.reshape(x.shape[0], -1)
+        return x @ params["Dense_0"]["kernel"] + params["Dense_0"]["bias"]
+
+    return mj.Model(init=base.init, apply=apply)
+
+
+def make_model(config: dict) -> mj.Model:
+    kind = config.get("conv", "conv")
+    if kind == "conv":
+        return mj.conv4(filters=config["filters"], outputs=config["ways"])
+    if kind == "im2col":
+        return conv4_im2col(filters=config["filters"], outputs=config["ways"])
+    raise ValueError(f"conv must be 'conv' or 'im2col', got {kind!r}")
+
+
+def make_learner(config: dict, inner_steps: int, method: str) -> mj.Learner:
+    model = make_model(config)
+    if method == "maml":
+        return mj.maml(model, inner_lr=config["inner_lr"], inner_steps=inner_steps)
+    if method == "imaml":
+        return mj.imaml(
+            model,
+            proximal=config["proximal"],
+            inner_lr=config["inner_lr"],
+            inner_steps=inner_steps,
+            cg_steps=config["cg_steps"],
+        )
+    raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+
+
+def make_sampler(config: dict) -> mj.EpisodeSampler:
+    """Episodes from a pool ``[classes, examples, 28, 28, 1]`` of uniform random images."""
+    rng = np.random.default_rng(config["seed"])
+    pool = rng.random((*config["pool"], *config["image"]), dtype=np.float32)
+    return mj.pool_sampler(
+        pool, ways=config["ways"], shots=config["shots"], queries=config["queries"]
+    )
+
+
+def make_mapped_train_step(learner, optimizer, sampler, *, tasks: int, batch_size: int):
+    """:func:`metajax.make_train_step` with ``jax.lax.map`` over tasks instead of ``vmap``.
+
+    ``batch_size`` tasks are vmapped at a time and the chunks run one after another,
+    which bounds the memory of the activations kept for the backward pass.
+    """
+
+    def batch_loss(params, episodes, keys):
+        losses, metrics = jax.lax.map(
+            lambda task: learner.loss(params, *task), (episodes, keys), batch_size=batch_size
+        )
+        return losses.mean(), jax.tree.map(jnp.mean, metrics)
+
+    def step(state: mj.TrainState, data):
+        key, sample_key, loss_key = jax.random.split(state.key, 3)
+        sample_keys = jax.random.split(sample_key, tasks)
+        episodes = jax.vmap(sampler.sample, in_axes=(0, None))(sample_keys, data)
+        (_, metrics), grads = jax.value_and_grad(batch_loss, has_aux=True)(
+            state.params, episodes, jax.random.split(loss_key, tasks)
+        )
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        return mj.TrainState(state.step + 1, params, opt_state, key), metrics
+
+    return jax.jit(step, donate_argnums=0)
+
+
+def make_step(config, learner, optimizer, sampler):
+    task_map = config.get("task_map", "vmap")
+    if task_map == "vmap":
+        return mj.make_train_step(learner, optimizer, sampler, tasks=config["tasks"])
+    if task_map == "map":
+        return make_mapped_train_step(
+            learner, optimizer, sampler, tasks=config["tasks"], batch_size=config["map_batch_size"]
+        )
+    raise ValueError(f"task_map must be 'vmap' or 'map', got {task_map!r}")
+
+
+def _flops(compiled) -> float | None:
+    try:
+        cost = compiled.cost_analysis()
+    except Exception:  # cost analysis is best effort: not every backend offers it
+        return None
+    if isinstance(cost, list | tuple):
+        cost = cost[0] if cost else {}
+    return cost.get("flops") if cost else None
+
+
+def measure_metajax(
+    config: dict, inner_steps: int, method: str = "maml", *, steps=None, warmup=None
+) -> dict:
+    """Times metajax's jitted meta-step on the workload of ``config``.
+
+    The step is compiled ahead of time (``compile_s``: tracing, lowering and XLA
+    compilation), then run ``warmup`` times untimed (the first of them is
+    ``first_step_s``) and ``steps`` times timed, each call waited for.
+
+    Returns:
+      A dict with ``seconds_per_step`` (median of the timed steps), ``step_times``,
+      ``compile_s``, ``first_step_s``, ``gflop_per_step`` (XLA's count, or None),
+      ``peak_rss_gb`` (this process's peak so far), ``final_loss`` and the settings.
+    """
+    steps = config["steps"] if steps is None else steps
+    warmup = config["warmup"] if warmup is None else warmup
+    if steps < 1 or warmup < 1:
+        raise ValueError(f"steps and warmup must be >= 1, got {steps}, {warmup}")
+    learner = make_learner(config, inner_steps, method)
+    sampler = make_sampler(config)
+    optimizer = optax.adam(config["learning_rate"])
+    state = mj.init_state(learner, optimizer, sampler, jax.random.key(config["seed"]))
+    jax.block_until_ready(state)
+
+    start = time.perf_counter()
+    compiled = make_step(config, learner, optimizer, sampler).lower(state, sampler.data).compile()
+    compile_s = time.perf_counter() - start
+    flops = _flops(compiled)
+
+    times = []
+    for _ in range(warmup + steps):
+        start = time.perf_counter()
+        state, metrics = compiled(state, sampler.data)
+        jax.block_until_ready((state, metrics))
+        times.append(time.perf_counter() - start)
+    timed = times[warmup:]
+    return dict(
+        framework="metajax",
+        method=method,
+        inner_steps=inner_steps,
+        seconds_per_step=statistics.median(timed),
+        step_times=[round(t, 4) for t in timed],
+        compile_s=compile_s,
+        first_step_s=times[0],
+        gflop_per_step=None if flops is None else flops / 1e9,
+        peak_rss_gb=peak_rss_gb(),
+        final_loss=float(metrics["loss"]),
+        tasks=config["tasks"],
+        task_map=config.get("task_map", "vmap"),
+        conv=config.get("conv", "conv"),
+        versions=dict(jax=jax.__version__, python=sys.version.split()[0]),
+    )
+
+
+def l2l_command(config: dict, inner_steps: int, *, venv=None, steps=None, warmup=None):
+    """The command line that runs ``l2l_maml.py`` on ``config``'s workload in the venv."""
+    venv = Path(venv or os.environ.get("L2L_VENV") or DEFAULT_VENV)
+    python = venv / "bin" / "python"
+    if not python.exists():
+        raise FileNotFoundError(
+            f"no learn2learn environment at {venv}: run bash {HERE / 'setup_env.sh'}"
+        )
+    return [
+        str(python),
+        str(HERE / "l2l_maml.py"),
+        f"--inner-steps={inner_steps}",
+        f"--inner-lr={config['inner_lr']}",
+        f"--ways={config['ways']}",
+        f"--shots={config['shots']}",
+        f"--queries={config['queries']}",
+        f"--tasks={config['tasks']}",
+        f"--filters={config['filters']}",
+        "--image",
+        *map(str, config["image"]),
+        "--pool",
+        *map(str, config["pool"]),
+        f"--learning-rate={config['learning_rate']}",
+        f"--steps={config['steps'] if steps is None else steps}",
+        f"--warmup={config['warmup'] if warmup is None else warmup}",
+        f"--threads={config['torch_threads']}",
+        f"--seed={config['seed']}",
+    ]
+
+
+def _run_json(command: list[str]) -> dict:
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr[-4000:]}"
+        )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def measure_l2l(config: dict, inner_steps: int, *, venv=None, steps=None, warmup=None) -> dict:
+    """Runs learn2learn's MAML on ``config``'s workload in its own process and venv.
+
+    Returns the JSON that ``l2l_maml.py`` prints: ``seconds_per_step``,
+    ``first_step_s``, ``peak_rss_gb``, ``step_times`` and the versions.
+    """
+    return _run_json(l2l_command(config, inner_steps, venv=venv, steps=steps, warmup=warmup))
+
+
+def measure_metajax_isolated(config: dict, inner_steps: int, method: str = "maml") -> dict:
+    """:func:`measure_metajax` in a fresh Python process, so that its peak RSS is its own."""
+    return _run_json(
+        [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            f"--method={method}",
+            f"--inner-steps={inner_steps}",
+            f"--config-json={json.dumps(config)}",
+        ]
+    )
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Prints one metajax measurement as JSON.")
+    parser.add_argument("--method", choices=METHODS, default="maml")
+    parser.add_argument("--inner-steps", type=int, default=1)
+    parser.add_argument("--config-json", default=None, help="the config (default: default.py)")
+    args = parser.parse_args(argv)
+    if args.config_json is None:
+        sys.path.insert(0, str(HERE))
+        from configs import default
+
+        config = default.get_config()
+    else:
+        config = json.loads(args.config_json)
+    print(json.dumps(measure_metajax(config, args.inner_steps, args.method)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
