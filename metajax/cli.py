@@ -19,13 +19,23 @@ import jax
 import optax
 
 from metajax import checkpoint, datasets
+from metajax.anil import anil
+from metajax.datasets import sinusoid_sampler
 from metajax.episodes import pool_sampler
+from metajax.finetune import finetune
+from metajax.imaml import imaml
+from metajax.maml import fomaml, maml
+from metajax.metasgd import metasgd
 from metajax.models import conv4, mlp
 from metajax.protonet import protonet
+from metajax.reptile import reptile
 from metajax.trainer import evaluate, meta_train
 
-LEARNERS = ("protonet",)
+# Learners whose network ends in an N-way head: they train and test at the same ways.
+HEAD_LEARNERS = ("maml", "fomaml", "imaml", "reptile", "metasgd", "anil", "finetune")
+LEARNERS = ("protonet", *HEAD_LEARNERS)
 MODELS = ("auto", "conv4", "conv2", "mlp")
+REGRESSION = ("sinusoid",)
 
 
 def _positive(text: str) -> int:
@@ -36,27 +46,87 @@ def _positive(text: str) -> int:
 
 
 def _make_learner(config: dict):
-    if config["learner"] not in LEARNERS:
-        raise ValueError(f"learner must be one of {LEARNERS}, got {config['learner']!r}")
+    """The learner a saved config describes; inner-loop options left None keep paper defaults."""
+    name = config["learner"]
+    if name not in LEARNERS:
+        raise ValueError(f"learner must be one of {LEARNERS}, got {name!r}")
     if config["model"] not in MODELS[1:]:
         raise ValueError(f"model must be one of {MODELS[1:]}, got {config['model']!r}")
+    outputs = None
+    if name in HEAD_LEARNERS and name != "anil":
+        outputs = 1 if config["dataset"] in REGRESSION else config["ways"]
+    hidden = (40, 40) if config["dataset"] in REGRESSION else (128, 128)
     model = {
-        "conv4": conv4,
-        "conv2": lambda: conv4(blocks=2),
-        "mlp": lambda: mlp(hidden=(128, 128)),
+        "conv4": lambda: conv4(outputs=outputs),
+        "conv2": lambda: conv4(blocks=2, outputs=outputs),
+        "mlp": lambda: mlp(hidden=hidden, outputs=outputs),
     }[config["model"]]()
-    return protonet(model)
+    inner = {
+        k: config.get(k)
+        for k in ("inner_lr", "inner_steps", "test_inner_steps", "proximal", "cg_steps")
+        if config.get(k) is not None
+    }
+    allowed = {
+        "protonet": (),
+        "maml": ("inner_lr", "inner_steps", "test_inner_steps"),
+        "fomaml": ("inner_lr", "inner_steps", "test_inner_steps"),
+        "imaml": ("inner_lr", "inner_steps", "test_inner_steps", "proximal", "cg_steps"),
+        "reptile": ("inner_steps", "test_inner_steps"),
+        "metasgd": ("inner_steps", "test_inner_steps"),
+        "anil": ("inner_lr", "inner_steps", "test_inner_steps"),
+        "finetune": ("inner_lr", "test_inner_steps"),
+    }[name]
+    unused = sorted(set(inner) - set(allowed))
+    if unused:
+        raise ValueError(f"--{unused[0].replace('_', '-')} does not apply to {name}")
+    if name == "protonet":
+        return protonet(model)
+    if name == "anil":
+        return anil(
+            model, outputs=1 if config["dataset"] in REGRESSION else config["ways"], **inner
+        )
+    factory = {
+        "maml": maml,
+        "fomaml": fomaml,
+        "imaml": imaml,
+        "reptile": reptile,
+        "metasgd": metasgd,
+        "finetune": finetune,
+    }[name]
+    return factory(model, **inner)
+
+
+def _optimizer(config: dict):
+    if config["learner"] == "reptile":
+        # Nichol et al.: the outer step is SGD at rate epsilon, annealed linearly to zero.
+        return optax.sgd(optax.linear_schedule(config["lr"] or 1.0, 0.0, config["steps"]))
+    schedule = optax.exponential_decay(
+        config["lr"] or 1e-3, config["decay_every"], 0.5, staircase=True
+    )
+    return optax.adam(schedule)
 
 
 def _resolve_model(model: str, pool) -> str:
     if model != "auto":
         return model
-    if pool.ndim != 5:
+    if pool is None or pool.ndim != 5:
         return "mlp"
     # Conv-4 needs images of at least 16x16 for its four poolings; its first two
     # blocks fit small images such as the 8x8 digits (71% against an MLP's 60% there).
     side = min(pool.shape[2:4])
     return "conv4" if side >= 16 else "conv2" if side >= 4 else "mlp"
+
+
+def _sampler(config: dict, dataset, split: str, *, ways: int, shots: int, queries: int):
+    if config["dataset"] in REGRESSION:
+        return sinusoid_sampler(shots=shots, queries=queries)
+    return pool_sampler(dataset.pool(split), ways=ways, shots=shots, queries=queries)
+
+
+def _load_dataset(name: str, args):
+    if name in REGRESSION:
+        return None
+    return datasets.load(name, data_dir=args.data_dir, download=not args.no_download)
 
 
 def _add_data_options(p: argparse.ArgumentParser):
@@ -94,12 +164,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--learner",
         choices=LEARNERS,
         default="protonet",
-        help="the meta-learning method (default: protonet)",
+        help="the meta-learning method (default: protonet): protonet (Snell 2017), maml and "
+        "fomaml (Finn 2017), imaml (Rajeswaran 2019), reptile (Nichol 2018), metasgd (Li 2017), "
+        "anil (Raghu 2020), finetune (pretrain + fine-tune baseline)",
     )
     train.add_argument(
         "--dataset",
         default="digits",
-        help=f"one of {', '.join(datasets.NAMES)} (default: digits, offline)",
+        help=f"one of {', '.join((*datasets.NAMES, *REGRESSION))} (default: digits, offline)",
     )
     train.add_argument(
         "--model",
@@ -152,8 +224,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="tasks per meta-step, the meta-batch (default: 1, as Snell et al.)",
     )
     train.add_argument(
-        "--lr", type=float, default=1e-3, help="Adam learning rate (default: 1e-3, Snell et al.)"
+        "--lr",
+        type=float,
+        default=None,
+        help="outer learning rate: Adam's (default 1e-3), or for reptile SGD's epsilon, "
+        "annealed linearly to 0 (default 1.0)",
     )
+    for flag, kind, text in (
+        ("--inner-lr", float, "inner SGD step size"),
+        ("--inner-steps", _positive, "inner steps at training"),
+        ("--test-inner-steps", _positive, "inner steps at test"),
+        ("--proximal", float, "iMAML's lambda"),
+        ("--cg-steps", _positive, "iMAML's conjugate-gradient steps"),
+    ):
+        train.add_argument(
+            flag, type=kind, default=None, help=f"{text} (default: the learner's paper default)"
+        )
     train.add_argument(
         "--decay-every",
         type=_positive,
@@ -185,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _test(learner, params, dataset, config, args, *, ways, shots, queries, split="test"):
-    sampler = pool_sampler(dataset.pool(split), ways=ways, shots=shots, queries=queries)
+    sampler = _sampler(config, dataset, split, ways=ways, shots=shots, queries=queries)
     result = evaluate(
         learner, params, sampler, key=jax.random.key(args.seed + 1), episodes=args.eval_episodes
     )
@@ -193,7 +279,7 @@ def _test(learner, params, dataset, config, args, *, ways, shots, queries, split
         "dataset": config["dataset"],
         "learner": config["learner"],
         "split": split,
-        "setting": f"{ways}w{shots}s{queries}q",
+        "setting": f"{ways}w{shots}s{queries}q" if dataset is not None else f"K={shots}",
         "episodes": result.episodes,
         **{k: v for k, v in result.mean.items()},
         **{f"{k}_ci95": v for k, v in result.ci95.items()},
@@ -201,16 +287,23 @@ def _test(learner, params, dataset, config, args, *, ways, shots, queries, split
     for k in result.mean:
         scale = 100 if k == "accuracy" else 1
         print(
-            f"meta-test {k} on {split} ({ways}-way {shots}-shot, {result.episodes} episodes): "
+            f"meta-test {k} on {split} ({_setting(config, ways, shots)}, "
+            f"{result.episodes} episodes): "
             f"{scale * result.mean[k]:.2f} ± {scale * result.ci95[k]:.2f}"
             f"{'%' if k == 'accuracy' else ''} (95% CI)"
         )
     return summary
 
 
+def _setting(config, ways, shots):
+    if config["dataset"] in REGRESSION:
+        return f"K={shots}"
+    return f"{ways}-way {shots}-shot"
+
+
 def _train(args) -> dict:
-    dataset = datasets.load(args.dataset, data_dir=args.data_dir, download=not args.no_download)
-    train_pool = dataset.pool("train")
+    dataset = _load_dataset(args.dataset, args)
+    train_pool = None if dataset is None else dataset.pool("train")
     config = {
         k: getattr(args, k)
         for k in (
@@ -224,6 +317,11 @@ def _train(args) -> dict:
             "lr",
             "decay_every",
             "seed",
+            "inner_lr",
+            "inner_steps",
+            "test_inner_steps",
+            "proximal",
+            "cg_steps",
         )
     }
     config["model"] = _resolve_model(args.model, train_pool)
@@ -234,11 +332,19 @@ def _train(args) -> dict:
         args.out_dir
         or f"runs/{args.dataset.replace(':', '-')}-{args.learner}-{time.strftime('%Y%m%d-%H%M%S')}"
     )
-    sampler = pool_sampler(train_pool, ways=args.ways, shots=args.shots, queries=args.queries)
+    if args.learner in HEAD_LEARNERS and config["test_ways"] != args.ways:
+        raise ValueError(
+            f"test_ways must equal ways={args.ways} for {args.learner}, whose head has one "
+            f"output per way; got {config['test_ways']}"
+        )
+    sampler = _sampler(
+        config, dataset, "train", ways=args.ways, shots=args.shots, queries=args.queries
+    )
     # Fail on impossible test settings before spending the training time.
-    test_pool = dataset.pool("test")
-    pool_sampler(
-        test_pool,
+    _sampler(
+        config,
+        dataset,
+        "test",
         ways=config["test_ways"],
         shots=config["test_shots"],
         queries=config["test_queries"],
@@ -246,11 +352,10 @@ def _train(args) -> dict:
     learner = _make_learner(config)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-    schedule = optax.exponential_decay(args.lr, args.decay_every, 0.5, staircase=True)
     state, _ = meta_train(
         learner,
         sampler,
-        optax.adam(schedule),
+        _optimizer(config),
         steps=args.steps,
         key=jax.random.key(args.seed),
         tasks=args.tasks,
@@ -280,13 +385,16 @@ def _eval(args) -> dict:
             f"run_dir must be a folder saved by `metajax train`; {run} has no config.json"
         )
     config = json.loads((run / "config.json").read_text())
-    dataset = datasets.load(
-        config["dataset"], data_dir=args.data_dir, download=not args.no_download
-    )
+    dataset = _load_dataset(config["dataset"], args)
     ways = args.ways or config["test_ways"]
     shots = args.shots or config["test_shots"]
     queries = args.queries or config["test_queries"]
-    sampler = pool_sampler(dataset.pool(args.split), ways=ways, shots=shots, queries=queries)
+    if config["learner"] in HEAD_LEARNERS and ways != config["ways"]:
+        raise ValueError(
+            f"ways must equal the run's {config['ways']} for {config['learner']}, whose head "
+            f"has one output per way; got {ways}"
+        )
+    sampler = _sampler(config, dataset, args.split, ways=ways, shots=shots, queries=queries)
     learner = _make_learner(config)
     template = learner.init(jax.random.key(0), sampler.sample(jax.random.key(0), sampler.data))
     params = checkpoint.load_params(run / "params.msgpack", template)
