@@ -1,0 +1,31 @@
+"""CPU budget: MAML, FOMAML and iMAML on Omniglot (Vinyals split), 5-way and 20-way 1-shot.
+
+The papers' hyperparameters with a CPU-sized number of meta-steps and meta-batch:
+MAML/FOMAML (Finn et al. 2017, §5.2): Conv-4 with an N-way head, inner SGD at 0.4 with
+1 step (5-way) or 0.1 with 5 steps (20-way), 3 and 5 steps at test, Adam 1e-3.
+iMAML (Rajeswaran et al. 2019): lambda = 2, inner SGD, 5 conjugate-gradient steps.
+"""
+
+
+def get_config():
+    return dict(
+        methods=("MAML", "FOMAML", "iMAML"),
+        ways=(5, 20),
+        shots=1,
+        queries=15,
+        tasks={5: 8, 20: 4},
+        steps={5: 300, 20: 150},
+        learning_rate=1e-3,
+        maml={
+            5: dict(inner_lr=0.4, inner_steps=1, test_inner_steps=3),
+            20: dict(inner_lr=0.1, inner_steps=5, test_inner_steps=5),
+        },
+        imaml={
+            5: dict(inner_lr=0.1, inner_steps=10, proximal=2.0, cg_steps=5),
+            20: dict(inner_lr=0.1, inner_steps=10, proximal=2.0, cg_steps=5),
+        },
+        trainval=True,
+        eval_episodes=600,
+        seed=0,
+        log_every=25,
+    )

@@ -1,0 +1,9 @@
+"""The papers' schedules, for a GPU: 60,000 meta-steps of meta-batch 32 (5-way) / 16 (20-way)."""
+
+from configs import default
+
+
+def get_config():
+    config = default.get_config()
+    config.update(tasks={5: 32, 20: 16}, steps={5: 60_000, 20: 60_000}, log_every=500)
+    return config
