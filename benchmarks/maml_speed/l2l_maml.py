@@ -101,6 +101,7 @@ def main(argv=None):
     parser.add_argument("--queries", type=int, default=15)
     parser.add_argument("--tasks", type=int, default=32, help="meta-batch")
     parser.add_argument("--filters", type=int, default=64)
+    parser.add_argument("--blocks", type=int, default=4)
     parser.add_argument("--image", type=int, nargs=3, default=(28, 28, 1), metavar=("H", "W", "C"))
     parser.add_argument("--pool", type=int, nargs=2, default=(100, 20), metavar=("CLASSES", "EX"))
     parser.add_argument("--learning-rate", type=float, default=1e-3)
@@ -118,7 +119,7 @@ def main(argv=None):
     height, width, channels = args.image
     generator = torch.Generator().manual_seed(args.seed)
     pool = torch.rand(*args.pool, channels, height, width, generator=generator)
-    model = conv4(ways=args.ways, filters=args.filters, image=args.image)
+    model = conv4(ways=args.ways, filters=args.filters, image=args.image, blocks=args.blocks)
     maml = MAML(model, lr=args.inner_lr, first_order=args.first_order)
     optimizer = torch.optim.Adam(maml.parameters(), lr=args.learning_rate)
     loss_fn = nn.CrossEntropyLoss()

@@ -176,6 +176,7 @@ def main(argv=None):
                 tasks=config["tasks"],
                 queries=config["queries"],
                 filters=config["filters"],
+                blocks=config["blocks"],
                 inner_steps=steps,
                 inner_lr=config["inner_lr"],
                 conv=None if method == "learn2learn" else config["conv"],

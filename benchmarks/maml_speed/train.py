@@ -73,10 +73,11 @@ def conv4_im2col(*, filters: int, outputs: int, blocks: int = 4) -> mj.Model:
 
 def make_model(config: dict) -> mj.Model:
     kind = config.get("conv", "conv")
+    shape = dict(filters=config["filters"], outputs=config["ways"], blocks=config["blocks"])
     if kind == "conv":
-        return mj.conv4(filters=config["filters"], outputs=config["ways"])
+        return mj.conv4(**shape)
     if kind == "im2col":
-        return conv4_im2col(filters=config["filters"], outputs=config["ways"])
+        return conv4_im2col(**shape)
     raise ValueError(f"conv must be 'conv' or 'im2col', got {kind!r}")
 
 
@@ -224,6 +225,7 @@ def l2l_command(config: dict, inner_steps: int, *, venv=None, steps=None, warmup
         f"--queries={config['queries']}",
         f"--tasks={config['tasks']}",
         f"--filters={config['filters']}",
+        f"--blocks={config['blocks']}",
         "--image",
         *map(str, config["image"]),
         "--pool",

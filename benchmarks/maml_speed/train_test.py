@@ -5,7 +5,6 @@ import sys
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -23,7 +22,15 @@ from configs import default  # noqa: E402
 def tiny_config(**overrides):
     config = default.get_config()
     config.update(
-        filters=4, tasks=2, queries=2, pool=(8, 4), steps=1, warmup=1, repetitions=1, **overrides
+        filters=4,
+        blocks=1,
+        tasks=2,
+        queries=2,
+        pool=(8, 4),
+        steps=1,
+        warmup=1,
+        repetitions=1,
+        **overrides,
     )
     return config
 
@@ -41,8 +48,10 @@ def test_im2col_conv4_matches_metajax_conv4():
 def test_measure_metajax_times_a_jitted_meta_step(method):
     result = train.measure_metajax(tiny_config(), 1, method)
     assert result["seconds_per_step"] > 0 and result["compile_s"] > 0
-    assert result["peak_rss_gb"] > 0 and np.isfinite(result["final_loss"])
-    assert len(result["step_times"]) == 1 and result["method"] == method
+    assert result["peak_rss_gb"] > 0 and len(result["step_times"]) == 1
+    assert result["method"] == method and result["inner_steps"] == 1
+    if method == "maml":  # iMAML's CG can break down on random data (README.md)
+        assert np.isfinite(result["final_loss"])
 
 
 def test_measure_l2l_runs_learn2learn_in_its_venv():
@@ -75,22 +84,3 @@ def test_main_writes_one_record_per_method_and_setting(tmp_path, monkeypatch):
     record = json.loads((tmp_path / files[0]).read_text())
     assert record["metric"] == "seconds_per_step" and record["setting"] == "5w1s, 1 step"
     assert record["paper"] is None and record["repetitions"] == 3
-
-
-def test_mapped_train_step_matches_vmapped_one():
-    config = tiny_config(task_map="map", map_batch_size=1)
-    learner = train.make_learner(config, 1, "maml")
-    sampler = train.make_sampler(config)
-    import optax
-
-    import metajax as mj
-
-    optimizer = optax.sgd(0.1)
-    states = [mj.init_state(learner, optimizer, sampler, jax.random.key(0)) for _ in range(2)]
-    _, mapped = train.make_step(config, learner, optimizer, sampler)(states[0], sampler.data)
-    vmapped_config = {**config, "task_map": "vmap"}
-    _, vmapped = train.make_step(vmapped_config, learner, optimizer, sampler)(
-        states[1], sampler.data
-    )
-    np.testing.assert_allclose(mapped["loss"], vmapped["loss"], rtol=1e-5)
-    assert jnp.isfinite(mapped["loss"])

@@ -16,7 +16,7 @@ sys.path.insert(0, str(HERE))
 
 import train  # noqa: E402
 
-from metajax.results import render_results_table, update_results_markdown, write_result  # noqa: E402
+from metajax.results import publish  # noqa: E402
 
 RESULTS = HERE.parent / "results"
 
@@ -42,21 +42,21 @@ def main(argv=None):
     config = importlib.import_module(f"configs.{args.config}").get_config()
     if args.steps is not None:
         config["steps"] = {s: args.steps for s in config["steps"]}
+    default_dir = Path(args.results_dir).resolve() == RESULTS.resolve()
     for shots in args.shots:
-        for record in train.train_and_evaluate(
+        records = train.train_and_evaluate(
             config, shots, data_dir=args.data_dir, workdir=args.workdir
-        ):
+        )
+        for record in records:
             record["config"] = args.config
-            write_result(args.results_dir, record)
             print(
                 f"{record['setting']}: {100 * record['value']:.2f} ± {100 * record['ci95']:.2f} "
                 f"(paper {100 * record['paper']:.1f}), {record['steps']} steps, "
                 f"{record['wall_s']} s",
                 flush=True,
             )
-    print(render_results_table(args.results_dir))
-    if Path(args.results_dir).resolve() == RESULTS.resolve():
-        update_results_markdown(HERE.parent / "RESULTS.md", RESULTS)
+        # Published per model so that a run cut short keeps what it finished.
+        publish(records, args.results_dir, HERE.parent / "RESULTS.md" if default_dir else None)
 
 
 if __name__ == "__main__":

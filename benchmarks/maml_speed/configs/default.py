@@ -24,6 +24,7 @@ def get_config():
         image=(28, 28, 1),
         pool=(100, 20),  # [classes, examples] of random images to draw episodes from
         filters=64,
+        blocks=4,  # conv blocks (the smoke test uses fewer)
         inner_lr=0.4,
         inner_steps=(1, 5),
         learning_rate=1e-3,
