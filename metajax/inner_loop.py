@@ -96,9 +96,10 @@ def check_inner_config(*, steps: int, learning_rate=None, proximal: float = 0.0,
 def conjugate_gradient(matvec: Callable, b, *, steps: int):
     """Solves ``A x = b`` for symmetric positive definite ``A`` over pytrees.
 
-    Runs exactly ``steps`` iterations from ``x = 0`` (as a ``lax.scan``) and
-    returns ``x`` and the relative residual ``||b - A x|| / ||b||``, recomputed
-    from ``x`` rather than taken from the recursion so that it is honest.
+    Runs ``steps`` iterations from ``x = 0`` (as a ``lax.scan``), stopping early at
+    an exact solution or where ``A`` shows non-positive curvature, and returns ``x``
+    and the relative residual ``||b - A x|| / ||b||``, recomputed from ``x`` rather
+    than taken from the recursion so that it is honest.
     """
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"cg_steps must be an integer >= 1, got {steps!r}")
@@ -107,16 +108,23 @@ def conjugate_gradient(matvec: Callable, b, *, steps: int):
     tiny = jnp.finfo(jnp.result_type(bb)).tiny
 
     def body(carry, _):
-        x, r, p, rr = carry
+        x, r, p, rr, stopped = carry
         ap = matvec(p)
-        alpha = rr / jnp.maximum(_tree_dot(p, ap), tiny)
+        curvature = _tree_dot(p, ap)
+        # A non-positive curvature means A is not positive definite along p (a
+        # non-convex inner loss): stop there rather than take an infinite step;
+        # the residual then reports the unfinished solve.
+        stopped = stopped | (curvature <= 0) | (rr <= tiny)
+        alpha = jnp.where(stopped, 0.0, rr / jnp.where(stopped, 1.0, curvature))
         x = _axpy(alpha, p, x)
         r = _axpy(-alpha, ap, r)
         rr_new = _tree_dot(r, r)
-        p = _axpy(rr_new / jnp.maximum(rr, tiny), p, r)
-        return (x, r, p, rr_new), None
+        beta = jnp.where(stopped, 0.0, rr_new / jnp.maximum(rr, tiny))
+        p = _axpy(beta, p, r)
+        return (x, r, p, rr_new, stopped), None
 
-    (x, _, _, _), _ = jax.lax.scan(body, (x, b, b, bb), None, length=steps)
+    init = (x, b, b, bb, jnp.zeros((), bool))
+    (x, _, _, _, _), _ = jax.lax.scan(body, init, None, length=steps)
     residual = jax.tree.map(lambda bi, ai: bi - ai, b, matvec(x))
     relative = jnp.sqrt(_tree_dot(residual, residual) / jnp.maximum(bb, tiny))
     return x, relative

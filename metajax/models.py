@@ -52,6 +52,47 @@ class BatchStatNorm(nn.Module):
         return (x - mean) * jax.lax.rsqrt(var + self.epsilon) * scale + bias
 
 
+def im2col_conv(
+    lhs,
+    rhs,
+    window_strides,
+    padding,
+    lhs_dilation=None,
+    rhs_dilation=None,
+    dimension_numbers=None,
+    feature_group_count=1,
+    precision=None,
+    **_,
+):
+    """``lax.conv_general_dilated`` for NHWC/HWIO, stride 1, as shifted copies and one matmul.
+
+    Under ``vmap`` with a kernel per task (MAML and its kin), XLA lowers an ordinary
+    convolution to a grouped convolution, which is several times slower on XLA:CPU
+    than the batched matmul this becomes (benchmarks/maml_speed/README.md).
+    """
+    if (
+        tuple(window_strides) != (1, 1)
+        or feature_group_count != 1
+        or any(d not in (None, 1, (1, 1)) for d in (lhs_dilation, rhs_dilation))
+    ):
+        raise ValueError("im2col_conv supports stride 1, no dilation and no feature groups")
+    kh, kw, cin, cout = rhs.shape
+    if isinstance(padding, str):
+        if padding not in ("SAME", "VALID"):
+            raise ValueError(f"padding must be SAME, VALID or pairs, got {padding!r}")
+        same = padding == "SAME"
+        padding = [((k - 1) // 2, k // 2) if same else (0, 0) for k in (kh, kw)]
+    x = jnp.pad(lhs, ((0, 0), tuple(padding[0]), tuple(padding[1]), (0, 0)))
+    h, w = x.shape[1] - kh + 1, x.shape[2] - kw + 1
+    patches = jnp.concatenate(
+        [x[:, i : i + h, j : j + w] for i in range(kh) for j in range(kw)], axis=-1
+    )
+    return jnp.matmul(patches, rhs.reshape(kh * kw * cin, cout), precision=precision)
+
+
+CONVOLUTIONS = {"xla": jax.lax.conv_general_dilated, "im2col": im2col_conv}
+
+
 def max_pool_2x2(x: Array) -> Array:
     """2x2 max-pool with stride 2, flooring odd sizes as PyTorch's ``MaxPool2d`` does.
 
@@ -74,11 +115,15 @@ class Conv4(nn.Module):
     filters: int = 64
     blocks: int = 4
     outputs: int | None = None
+    convolution: str = "xla"
 
     @nn.compact
     def __call__(self, x):
+        conv = CONVOLUTIONS[self.convolution]
         for _ in range(self.blocks):
-            x = nn.Conv(self.filters, (3, 3), padding="SAME", use_bias=False)(x)
+            x = nn.Conv(
+                self.filters, (3, 3), padding="SAME", use_bias=False, conv_general_dilated=conv
+            )(x)
             x = BatchStatNorm()(x)
             x = nn.relu(x)
             x = max_pool_2x2(x)
@@ -104,7 +149,9 @@ class MLP(nn.Module):
         return x
 
 
-def conv4(*, filters: int = 64, blocks: int = 4, outputs: int | None = None) -> Model:
+def conv4(
+    *, filters: int = 64, blocks: int = 4, outputs: int | None = None, convolution: str = "xla"
+) -> Model:
     """Conv-4 over images ``[n, height, width, channels]``.
 
     Args:
@@ -112,6 +159,10 @@ def conv4(*, filters: int = 64, blocks: int = 4, outputs: int | None = None) -> 
       blocks: number of conv blocks; each halves the spatial size.
       outputs: width of a final linear layer (the N-way head of MAML-style
         learners), or ``None`` for the flattened embedding (metric learners).
+      convolution: ``"xla"`` (``lax.conv_general_dilated``) or ``"im2col"`` (shifted
+        copies and a matmul). Same parameters, same outputs; ``"im2col"`` is several
+        times faster on CPU when weights differ per task under ``vmap`` (MAML-style
+        learners), ``"xla"`` when they are shared (metric learners).
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -123,7 +174,9 @@ def conv4(*, filters: int = 64, blocks: int = 4, outputs: int | None = None) -> 
     """
     if filters < 1 or blocks < 1 or (outputs is not None and outputs < 1):
         raise ValueError(f"filters, blocks, outputs must be >= 1: {filters}, {blocks}, {outputs}")
-    module = Conv4(filters=filters, blocks=blocks, outputs=outputs)
+    if convolution not in CONVOLUTIONS:
+        raise ValueError(f"convolution must be one of {tuple(CONVOLUTIONS)}, got {convolution!r}")
+    module = Conv4(filters=filters, blocks=blocks, outputs=outputs, convolution=convolution)
     min_side = 2**blocks
 
     def check(x, channels=None):

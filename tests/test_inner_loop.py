@@ -188,3 +188,11 @@ def test_bad_inner_settings_raise():
         imaml(LINEAR, proximal=-1.0)
     with pytest.raises(ValueError, match=r"cg_steps must be an integer >= 1"):
         imaml(LINEAR, cg_steps=0)
+
+
+def test_conjugate_gradient_stops_at_negative_curvature():
+    with jax.enable_x64(True):
+        a = jnp.diag(jnp.array([2.0, -1.0, 3.0]))
+        b = jnp.array([1.0, 1.0, 1.0])
+        x, residual = conjugate_gradient(lambda v: a @ v, b, steps=5)
+        assert np.isfinite(x).all() and np.isfinite(residual) and residual > 1e-3

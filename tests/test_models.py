@@ -50,3 +50,14 @@ def test_mlp_shapes_and_errors():
         model.apply(params, jnp.ones((4, 3)))
     with pytest.raises(ValueError, match=r"at least one layer"):
         mlp(hidden=())
+
+
+def test_im2col_convolution_matches_xla_with_the_same_parameters():
+    with jax.enable_x64(True):
+        x = jax.random.normal(jax.random.key(2), (3, 28, 28, 2), jnp.float64)
+        ref, fast = conv4(outputs=4), conv4(outputs=4, convolution="im2col")
+        params = jax.tree.map(lambda a: a.astype(jnp.float64), ref.init(jax.random.key(0), x))
+        np.testing.assert_allclose(fast.apply(params, x), ref.apply(params, x), rtol=1e-10,
+                                   atol=1e-10)
+    with pytest.raises(ValueError, match=r"convolution must be one of"):
+        conv4(convolution="fft")

@@ -22,7 +22,7 @@ PAPER = {
 
 
 def learner_for(method: str, ways: int, config: dict):
-    model = mj.conv4(outputs=ways)
+    model = mj.conv4(outputs=ways, convolution=config["convolution"])
     if method == "iMAML":
         return mj.imaml(model, **config["imaml"][ways])
     return mj.maml(model, first_order=method == "FOMAML", **config["maml"][ways])

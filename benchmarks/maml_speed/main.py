@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import statistics
 import sys
 from collections import defaultdict
@@ -138,6 +139,9 @@ def main(argv=None):
     if "learn2learn" in methods:
         train.l2l_command(config, 1, venv=args.venv)  # fails early without the venv
 
+    load = os.getloadavg()[0]
+    if load > 0.5:
+        print(f"warning: load average {load:.2f} before starting; timings want an idle machine")
     runs = defaultdict(list)
     for repetition in range(config["repetitions"]):
         for steps in inner_steps:
@@ -182,8 +186,10 @@ def main(argv=None):
                 conv=None if method == "learn2learn" else config["conv"],
                 task_map=None if method == "learn2learn" else config["task_map"],
                 torch_threads=config["torch_threads"] if method == "learn2learn" else None,
+                final_loss=last.get("final_loss"),
                 framework_versions=last.get("versions"),
                 config=args.config,
+                load_average_at_start=round(load, 2),
             )
         )
     if args.dry_run:

@@ -27,7 +27,6 @@ import numpy as np
 import optax
 
 import metajax as mj
-from metajax.models import max_pool_2x2
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_VENV = HERE / ".venv-l2l"
@@ -39,46 +38,12 @@ def peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
-def conv3x3_im2col(x, kernel):
-    """A 3x3 'SAME' convolution without bias as nine shifted copies and one matmul.
-
-    Under ``vmap`` with a kernel per task this is a batched matmul, where
-    ``lax.conv_general_dilated`` becomes a grouped convolution (slow on XLA:CPU).
-    """
-    n, h, w, c = x.shape
-    padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-    patches = jnp.concatenate(
-        [padded[:, i : i + h, j : j + w] for i in range(3) for j in range(3)], axis=-1
-    )
-    return patches @ kernel.reshape(9 * c, kernel.shape[-1])
-
-
-def conv4_im2col(*, filters: int, outputs: int, blocks: int = 4) -> mj.Model:
-    """metajax's Conv-4 with the same parameters, its convolutions written as im2col."""
-    base = mj.conv4(filters=filters, outputs=outputs, blocks=blocks)
-
-    def apply(params, x):
-        for i in range(blocks):
-            x = conv3x3_im2col(x, params[f"Conv_{i}"]["kernel"])
-            norm = params[f"BatchStatNorm_{i}"]
-            mean = jnp.mean(x, axis=(0, 1, 2))
-            var = jnp.mean(jnp.square(x - mean), axis=(0, 1, 2))
-            x = (x - mean) * jax.lax.rsqrt(var + 1e-5) * norm["scale"] + norm["bias"]
-            x = max_pool_2x2(jax.nn.relu(x))
-        x = x.reshape(x.shape[0], -1)
-        return x @ params["Dense_0"]["kernel"] + params["Dense_0"]["bias"]
-
-    return mj.Model(init=base.init, apply=apply)
-
-
 def make_model(config: dict) -> mj.Model:
     kind = config.get("conv", "conv")
     shape = dict(filters=config["filters"], outputs=config["ways"], blocks=config["blocks"])
-    if kind == "conv":
-        return mj.conv4(**shape)
-    if kind == "im2col":
-        return conv4_im2col(**shape)
-    raise ValueError(f"conv must be 'conv' or 'im2col', got {kind!r}")
+    if kind not in ("conv", "im2col"):
+        raise ValueError(f"conv must be 'conv' or 'im2col', got {kind!r}")
+    return mj.conv4(**shape, convolution="xla" if kind == "conv" else "im2col")
 
 
 def make_learner(config: dict, inner_steps: int, method: str) -> mj.Learner:

@@ -38,20 +38,19 @@ def tiny_config(**overrides):
 def test_im2col_conv4_matches_metajax_conv4():
     config = tiny_config()
     x = jax.random.normal(jax.random.key(0), (6, 28, 28, 1))
-    params = train.make_model(config).init(jax.random.key(1), x)
-    expected = train.make_model(config).apply(params, x)
-    actual = train.make_model({**config, "conv": "im2col"}).apply(params, x)
+    model, im2col = train.make_model(config), train.make_model({**config, "conv": "im2col"})
+    params = jax.jit(model.init)(jax.random.key(1), x)
+    expected = jax.jit(model.apply)(params, x)
+    actual = jax.jit(im2col.apply)(params, x)
     np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("method", ["maml", "imaml"])
-def test_measure_metajax_times_a_jitted_meta_step(method):
-    result = train.measure_metajax(tiny_config(), 1, method)
+def test_measure_metajax_times_a_jitted_meta_step():
+    # MAML only: each compile of a second-order step costs CI ~10 s (iMAML's is as dear).
+    result = train.measure_metajax(tiny_config(), 1, "maml")
     assert result["seconds_per_step"] > 0 and result["compile_s"] > 0
     assert result["peak_rss_gb"] > 0 and len(result["step_times"]) == 1
-    assert result["method"] == method and result["inner_steps"] == 1
-    if method == "maml":  # iMAML's CG can break down on random data (README.md)
-        assert np.isfinite(result["final_loss"])
+    assert result["method"] == "maml" and np.isfinite(result["final_loss"])
 
 
 def test_measure_l2l_runs_learn2learn_in_its_venv():

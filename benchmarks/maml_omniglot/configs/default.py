@@ -10,6 +10,7 @@ iMAML (Rajeswaran et al. 2019): lambda = 2, inner SGD, 5 conjugate-gradient step
 def get_config():
     return dict(
         methods=("MAML", "FOMAML", "iMAML"),
+        convolution="im2col",  # per-task weights: a batched matmul beats grouped convs on CPU
         ways=(5, 20),
         shots=1,
         queries=15,
