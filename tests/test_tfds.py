@@ -43,7 +43,7 @@ def archives() -> Path:
             f"Omniglot archives not found: $METAJAX_DATA_DIR (now {root}) must name a folder "
             f"holding omniglot/{{{','.join(ZIPS)}}}"
         )
-    return root / "omniglot"
+    return (root / "omniglot").resolve()  # absolute: tests symlink to these files
 
 
 def _archive_pixels(archives: Path, archive: str, folder: str) -> list[np.ndarray]:

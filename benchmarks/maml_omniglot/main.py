@@ -21,6 +21,14 @@ from metajax.results import publish  # noqa: E402
 RESULTS = HERE.parent / "results"
 
 
+def _load_config(name: str) -> dict:
+    # Every benchmark folder has its own `configs`: never reuse another folder's.
+    for module in [m for m in sys.modules if m.split(".")[0] == "configs"]:
+        del sys.modules[module]
+    sys.path.insert(0, str(HERE))
+    return importlib.import_module(f"configs.{name}").get_config()
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -32,7 +40,7 @@ def main(argv=None):
     parser.add_argument("--results-dir", default=str(RESULTS))
     parser.add_argument("--workdir", default=None, help="where metrics JSONL files go")
     args = parser.parse_args(argv)
-    config = importlib.import_module(f"configs.{args.config}").get_config()
+    config = _load_config(args.config)
     default_dir = Path(args.results_dir).resolve() == RESULTS.resolve()
     for ways in args.ways or config["ways"]:
         for method in args.methods or config["methods"]:

@@ -20,6 +20,14 @@ from metajax.results import publish  # noqa: E402
 RESULTS = HERE.parent / "results"
 
 
+def _load_config(name: str) -> dict:
+    # Every benchmark folder has its own `configs`: never reuse another folder's.
+    for module in [m for m in sys.modules if m.split(".")[0] == "configs"]:
+        del sys.modules[module]
+    sys.path.insert(0, str(HERE))
+    return importlib.import_module(f"configs.{name}").get_config()
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -30,7 +38,7 @@ def main(argv=None):
     parser.add_argument("--results-dir", default=str(RESULTS))
     parser.add_argument("--workdir", default=None, help="where metrics JSONL files go")
     args = parser.parse_args(argv)
-    config = importlib.import_module(f"configs.{args.config}").get_config()
+    config = _load_config(args.config)
     if args.steps is not None:
         config["steps"] = args.steps
     records = []

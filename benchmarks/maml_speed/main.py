@@ -106,6 +106,14 @@ def table(config: dict, summary: dict) -> str:
     return "\n".join(lines)
 
 
+def _load_config(name: str) -> dict:
+    # Every benchmark folder has its own `configs`: never reuse another folder's.
+    for module in [m for m in sys.modules if m.split(".")[0] == "configs"]:
+        del sys.modules[module]
+    sys.path.insert(0, str(HERE))
+    return importlib.import_module(f"configs.{name}").get_config()
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -130,7 +138,7 @@ def main(argv=None):
     parser.add_argument("--dry-run", action="store_true", help="print the table, write nothing")
     args = parser.parse_args(argv)
 
-    config = importlib.import_module(f"configs.{args.config}").get_config()
+    config = _load_config(args.config)
     for key in ("steps", "warmup", "repetitions", "tasks", "conv", "task_map", "map_batch_size"):
         if getattr(args, key) is not None:
             config[key] = getattr(args, key)
