@@ -60,8 +60,7 @@ def anil(
     check_steps("test_inner_steps", test_inner_steps)
 
     def head_apply(head, features):
-        out = features @ head["kernel"] + head["bias"]
-        return out
+        return features @ head["kernel"] + head["bias"]
 
     def outer_loss(head, split, key):
         del key
@@ -77,18 +76,20 @@ def anil(
         kernel = jax.nn.initializers.lecun_normal()(head_key, (features, outputs))
         return {"body": body_params, "head": {"kernel": kernel, "bias": jnp.zeros(outputs)}}
 
-    def embed(params, episode):
-        n = episode.support.x.shape[0]
-        # One pass over support and query, as the head-only inner loop needs no more.
-        both = body.apply(params["body"], jnp.concatenate([episode.support.x, episode.query.x]))
-        return Episode(Split(both[:n], episode.support.y), Split(both[n:], episode.query.y))
+    def embed(params, support_x, query_x):
+        n = support_x.shape[0]
+        # One pass over support and query: the head-only inner loop needs no more.
+        both = body.apply(params["body"], jnp.concatenate([support_x, query_x]))
+        return both[:n], both[n:]
 
     def loss(params, episode, key):
+        support, query = embed(params, episode.support.x, episode.query.x)
+        features = Episode(Split(support, episode.support.y), Split(query, episode.query.y))
         return adapted_loss(
             task_loss,
             outer_loss,
             params["head"],
-            embed(params, episode),
+            features,
             key,
             steps=inner_steps,
             learning_rate=inner_lr,
@@ -96,15 +97,15 @@ def anil(
         )
 
     def predict(params, support, query_x, key):
-        features = embed(params, Episode(support, Split(query_x, support.y[:0])))
+        support_features, query_features = embed(params, support.x, query_x)
         head, _ = adapt(
             task_loss,
             params["head"],
-            features.support,
+            Split(support_features, support.y),
             key,
             steps=test_inner_steps,
             learning_rate=inner_lr,
         )
-        return head_apply(head, features.query.x)
+        return head_apply(head, query_features)
 
     return Learner(init=init, loss=loss, predict=predict)
