@@ -37,3 +37,12 @@ def omniglot_vinyals(data_dir, omniglot_cache):
 @pytest.fixture(scope="session")
 def omniglot_lake(data_dir, omniglot_cache):
     return load_omniglot(data_dir, protocol="lake", cache_dir=omniglot_cache, download=False)
+
+
+@pytest.fixture
+def f64():
+    """Casts a pytree to float64, for numerical checks (the models initialise in float32)."""
+    import jax
+    import jax.numpy as jnp
+
+    return lambda tree: jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), tree)

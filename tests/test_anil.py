@@ -10,11 +10,7 @@ from metajax.datasets import sample_sinusoid
 from metajax.episodes import sample_episode
 
 
-def f64(tree):
-    return jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), tree)
-
-
-def test_meta_gradient_reaches_the_body_and_matches_finite_differences():
+def test_meta_gradient_reaches_the_body_and_matches_finite_differences(f64):
     with jax.enable_x64(True):
         learner = anil(mlp(hidden=(6,)), outputs=1, inner_lr=0.05, inner_steps=2)
         episode = f64(sample_sinusoid(jax.random.key(0), shots=5, queries=5))

@@ -85,22 +85,61 @@ def test_help_explains_the_options():
         main(["train", "--ways", "0"])
 
 
-@pytest.mark.parametrize("learner", ["maml", "fomaml", "imaml", "reptile", "metasgd", "anil",
-                                     "finetune"])
+@pytest.mark.parametrize(
+    "learner", ["maml", "fomaml", "imaml", "reptile", "metasgd", "anil", "finetune"]
+)
 def test_every_learner_runs_through_the_same_cli(learner, tmp_path, capsys):
     extra = ["--inner-steps", "2"] if learner not in ("finetune",) else []
     out = tmp_path / learner
-    rc = main(["train", "--learner", learner, "--steps", "3", "--tasks", "2", "--out-dir",
-               str(out), "--eval-episodes", "4", "--no-progress", "--test-queries", "3", *extra])
+    rc = main(
+        [
+            "train",
+            "--learner",
+            learner,
+            "--steps",
+            "3",
+            "--tasks",
+            "2",
+            "--out-dir",
+            str(out),
+            "--eval-episodes",
+            "4",
+            "--no-progress",
+            "--test-queries",
+            "3",
+            *extra,
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     assert "meta-test accuracy on test (5-way 1-shot, 4 episodes)" in capsys.readouterr().out
     assert main(["eval", str(out), "--eval-episodes", "4"]) == 0
 
 
 def test_sinusoid_regression_reports_mse(tmp_path, capsys):
-    rc = main(["train", "--learner", "maml", "--dataset", "sinusoid", "--shots", "5",
-               "--queries", "5", "--inner-lr", "0.01", "--steps", "5", "--tasks", "4",
-               "--out-dir", str(tmp_path / "sin"), "--eval-episodes", "8", "--no-progress"])
+    rc = main(
+        [
+            "train",
+            "--learner",
+            "maml",
+            "--dataset",
+            "sinusoid",
+            "--shots",
+            "5",
+            "--queries",
+            "5",
+            "--inner-lr",
+            "0.01",
+            "--steps",
+            "5",
+            "--tasks",
+            "4",
+            "--out-dir",
+            str(tmp_path / "sin"),
+            "--eval-episodes",
+            "8",
+            "--no-progress",
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     assert "meta-test mse on test (K=5, 8 episodes)" in capsys.readouterr().out
 

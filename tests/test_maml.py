@@ -11,11 +11,7 @@ from metajax.episodes import sample_episode
 from metajax.maml import fomaml, maml
 
 
-def f64(tree):
-    return jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), tree)
-
-
-def test_maml_meta_gradient_matches_finite_differences_to_second_order():
+def test_maml_meta_gradient_matches_finite_differences_to_second_order(f64):
     with jax.enable_x64(True):
         episode = jax.tree.map(
             lambda a: a.astype(jnp.float64), sample_sinusoid(jax.random.key(0), shots=5, queries=5)
@@ -31,7 +27,7 @@ def test_maml_meta_gradient_matches_finite_differences_to_second_order():
         )
 
 
-def test_maml_conv4_classifier_meta_gradient_matches_finite_differences():
+def test_maml_conv4_classifier_meta_gradient_matches_finite_differences(f64):
     with jax.enable_x64(True):
         images = jax.random.normal(jax.random.key(3), (5, 4, 16, 16, 1), jnp.float64)
         episode = sample_episode(jax.random.key(4), images, ways=3, shots=1, queries=2)
@@ -48,7 +44,7 @@ def test_maml_conv4_classifier_meta_gradient_matches_finite_differences():
         )
 
 
-def test_second_order_terms_are_really_there():
+def test_second_order_terms_are_really_there(f64):
     with jax.enable_x64(True):
         episode = jax.tree.map(
             lambda a: a.astype(jnp.float64),
@@ -63,7 +59,7 @@ def test_second_order_terms_are_really_there():
         assert max(jax.tree.leaves(diff)) > 1e-6
 
 
-def test_batch_meta_gradient_is_the_mean_of_per_task_gradients():
+def test_batch_meta_gradient_is_the_mean_of_per_task_gradients(f64):
     with jax.enable_x64(True):
         learner = maml(mlp(hidden=(8,), outputs=1), inner_lr=0.01)
         keys = jax.random.split(jax.random.key(9), 4)

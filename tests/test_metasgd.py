@@ -10,11 +10,7 @@ from metajax.losses import supervised_loss
 from metajax.metasgd import metasgd
 
 
-def f64(tree):
-    return jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), tree)
-
-
-def test_inner_step_is_elementwise_and_rates_are_meta_learned():
+def test_inner_step_is_elementwise_and_rates_are_meta_learned(f64):
     with jax.enable_x64(True):
         model = mlp(hidden=(6,), outputs=1)
         learner = metasgd(model)

@@ -57,7 +57,8 @@ def test_im2col_convolution_matches_xla_with_the_same_parameters():
         x = jax.random.normal(jax.random.key(2), (3, 28, 28, 2), jnp.float64)
         ref, fast = conv4(outputs=4), conv4(outputs=4, convolution="im2col")
         params = jax.tree.map(lambda a: a.astype(jnp.float64), ref.init(jax.random.key(0), x))
-        np.testing.assert_allclose(fast.apply(params, x), ref.apply(params, x), rtol=1e-10,
-                                   atol=1e-10)
+        np.testing.assert_allclose(
+            fast.apply(params, x), ref.apply(params, x), rtol=1e-10, atol=1e-10
+        )
     with pytest.raises(ValueError, match=r"convolution must be one of"):
         conv4(convolution="fft")

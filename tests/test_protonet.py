@@ -32,16 +32,12 @@ def numpy_protonet_loss(params, episode):
     return loss, acc
 
 
-def f64(tree):
-    return jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), tree)
-
-
 def small_episode(key, ways=4, shots=3, queries=2, features=5):
     pool = jax.random.normal(key, (7, 10, features))
     return sample_episode(jax.random.fold_in(key, 1), pool, ways=ways, shots=shots, queries=queries)
 
 
-def test_loss_equals_numpy_reference():
+def test_loss_equals_numpy_reference(f64):
     with jax.enable_x64(True):
         episode = small_episode(jax.random.key(0))
         learner = protonet(mlp(hidden=(6,)))
@@ -53,7 +49,7 @@ def test_loss_equals_numpy_reference():
         np.testing.assert_allclose(metrics["accuracy"], ref_acc)
 
 
-def test_unequal_shots_use_each_class_mean():
+def test_unequal_shots_use_each_class_mean(f64):
     with jax.enable_x64(True):
         x = jax.random.normal(jax.random.key(0), (6, 5))
         support = Split(x=x, y=jnp.array([0, 0, 0, 1, 2, 2]))
@@ -68,7 +64,7 @@ def test_unequal_shots_use_each_class_mean():
         assert np.isneginf(logits[:, 3:]).all() and np.isfinite(logits[:, :3]).all()
 
 
-def test_gradients_match_finite_differences():
+def test_gradients_match_finite_differences(f64):
     with jax.enable_x64(True):
         episode = small_episode(jax.random.key(3), shots=2)  # absent labels are masked
         learner = protonet(mlp(hidden=(6,)))

@@ -6,7 +6,6 @@ python benchmarks/imaml_memory/main.py     # CPU is fine: it compiles, it does n
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from pathlib import Path
 
@@ -15,7 +14,7 @@ sys.path.insert(0, str(HERE))
 
 import train  # noqa: E402
 
-from metajax.results import publish  # noqa: E402
+from metajax.results import load_config, publish  # noqa: E402
 
 RESULTS = HERE.parent / "results"
 
@@ -43,14 +42,6 @@ def plot(rows, path):
     fig.savefig(path, dpi=120)
 
 
-def _load_config(name: str) -> dict:
-    # Every benchmark folder has its own `configs`: never reuse another folder's.
-    for module in [m for m in sys.modules if m.split(".")[0] == "configs"]:
-        del sys.modules[module]
-    sys.path.insert(0, str(HERE))
-    return importlib.import_module(f"configs.{name}").get_config()
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -59,7 +50,7 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, nargs="+", default=None, help="inner steps to try")
     parser.add_argument("--results-dir", default=str(RESULTS))
     args = parser.parse_args(argv)
-    config = _load_config(args.config)
+    config = load_config(HERE, args.config)
     rows = []
     print(f"{'method':6} {'steps':>5} {'peak GiB':>9} {'x 1-step':>8} {'compile s':>9}")
     for method in ("MAML", "iMAML"):

@@ -7,7 +7,6 @@ python benchmarks/maml_omniglot/main.py --config paper --data-dir ../shared/data
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from pathlib import Path
 
@@ -16,17 +15,9 @@ sys.path.insert(0, str(HERE))
 
 import train  # noqa: E402
 
-from metajax.results import publish  # noqa: E402
+from metajax.results import load_config, publish  # noqa: E402
 
 RESULTS = HERE.parent / "results"
-
-
-def _load_config(name: str) -> dict:
-    # Every benchmark folder has its own `configs`: never reuse another folder's.
-    for module in [m for m in sys.modules if m.split(".")[0] == "configs"]:
-        del sys.modules[module]
-    sys.path.insert(0, str(HERE))
-    return importlib.import_module(f"configs.{name}").get_config()
 
 
 def main(argv=None):
@@ -40,7 +31,7 @@ def main(argv=None):
     parser.add_argument("--results-dir", default=str(RESULTS))
     parser.add_argument("--workdir", default=None, help="where metrics JSONL files go")
     args = parser.parse_args(argv)
-    config = _load_config(args.config)
+    config = load_config(HERE, args.config)
     default_dir = Path(args.results_dir).resolve() == RESULTS.resolve()
     for ways in args.ways or config["ways"]:
         for method in args.methods or config["methods"]:

@@ -18,7 +18,6 @@ wait on each other and the numbers mean little (README.md).
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import statistics
 import sys
@@ -30,7 +29,7 @@ sys.path.insert(0, str(HERE))
 
 import train  # noqa: E402
 
-from metajax.results import publish  # noqa: E402
+from metajax.results import load_config, publish  # noqa: E402
 
 RESULTS = HERE.parent / "results"
 NAMES = {"maml": "MAML (metajax)", "imaml": "iMAML (metajax)", "learn2learn": "MAML (learn2learn)"}
@@ -106,14 +105,6 @@ def table(config: dict, summary: dict) -> str:
     return "\n".join(lines)
 
 
-def _load_config(name: str) -> dict:
-    # Every benchmark folder has its own `configs`: never reuse another folder's.
-    for module in [m for m in sys.modules if m.split(".")[0] == "configs"]:
-        del sys.modules[module]
-    sys.path.insert(0, str(HERE))
-    return importlib.import_module(f"configs.{name}").get_config()
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -138,7 +129,7 @@ def main(argv=None):
     parser.add_argument("--dry-run", action="store_true", help="print the table, write nothing")
     args = parser.parse_args(argv)
 
-    config = _load_config(args.config)
+    config = load_config(HERE, args.config)
     for key in ("steps", "warmup", "repetitions", "tasks", "conv", "task_map", "map_batch_size"):
         if getattr(args, key) is not None:
             config[key] = getattr(args, key)

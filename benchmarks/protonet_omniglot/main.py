@@ -7,7 +7,6 @@ python benchmarks/protonet_omniglot/main.py --config paper --data-dir DATA     #
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from pathlib import Path
 
@@ -16,17 +15,9 @@ sys.path.insert(0, str(HERE))
 
 import train  # noqa: E402
 
-from metajax.results import publish  # noqa: E402
+from metajax.results import load_config, publish  # noqa: E402
 
 RESULTS = HERE.parent / "results"
-
-
-def _load_config(name: str) -> dict:
-    # Every benchmark folder has its own `configs`: never reuse another folder's.
-    for module in [m for m in sys.modules if m.split(".")[0] == "configs"]:
-        del sys.modules[module]
-    sys.path.insert(0, str(HERE))
-    return importlib.import_module(f"configs.{name}").get_config()
 
 
 def main(argv=None):
@@ -47,7 +38,7 @@ def main(argv=None):
     parser.add_argument("--workdir", default=None, help="where metrics JSONL files go")
     parser.add_argument("--steps", type=int, default=None, help="override the config's steps")
     args = parser.parse_args(argv)
-    config = _load_config(args.config)
+    config = load_config(HERE, args.config)
     if args.steps is not None:
         config["steps"] = {s: args.steps for s in config["steps"]}
     default_dir = Path(args.results_dir).resolve() == RESULTS.resolve()
