@@ -77,16 +77,33 @@ def make_train_step(
     sampler: EpisodeSampler,
     *,
     tasks: int,
+    task_chunk: int | None = None,
 ) -> Callable[[TrainState, Any], tuple[TrainState, dict[str, Array]]]:
     """The jitted meta-step ``(state, data) -> (state, metrics)`` over ``tasks`` tasks.
+
+    Args:
+      learner: what to train.
+      optimizer: the outer optimizer.
+      sampler: the meta-training episodes.
+      tasks: tasks per meta-step (the meta-batch).
+      task_chunk: ``None`` vmaps all tasks at once; an integer runs chunks of that
+        many vmapped tasks one after another (``jax.lax.map``), which bounds the
+        memory of the activations kept for the backward pass at some cost in speed.
 
     The state's buffers are donated: do not reuse a state after passing it in.
     """
     if not isinstance(tasks, int) or tasks < 1:
         raise ValueError(f"tasks (meta-batch size) must be an integer >= 1, got {tasks!r}")
+    if task_chunk is not None and (not isinstance(task_chunk, int) or task_chunk < 1):
+        raise ValueError(f"task_chunk must be None or an integer >= 1, got {task_chunk!r}")
 
     def batch_loss(params, episodes, keys):
-        losses, metrics = jax.vmap(learner.loss, in_axes=(None, 0, 0))(params, episodes, keys)
+        if task_chunk is None:
+            losses, metrics = jax.vmap(learner.loss, in_axes=(None, 0, 0))(params, episodes, keys)
+        else:
+            losses, metrics = jax.lax.map(
+                lambda task: learner.loss(params, *task), (episodes, keys), batch_size=task_chunk
+            )
         return losses.mean(), jax.tree.map(jnp.mean, metrics)
 
     def step(state: TrainState, data):

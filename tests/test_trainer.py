@@ -159,3 +159,22 @@ def test_bad_trainer_arguments(digits_sampler):
         meta_train(learner, digits_sampler, optax.adam(1e-3), steps=-1, key=jax.random.key(0))
     with pytest.raises(ValueError, match=r"episodes must be an integer >= 2"):
         evaluate(learner, {}, digits_sampler, key=jax.random.key(0), episodes=1)
+
+
+def test_chunked_task_map_gives_the_vmapped_step(digits_sampler):
+    with jax.enable_x64(True):
+        learner, opt = protonet(mlp(hidden=(16,))), optax.sgd(0.1)
+        state = init_state(learner, opt, digits_sampler, jax.random.key(3))
+        state = state._replace(params=jax.tree.map(lambda a: a.astype(jnp.float64), state.params))
+        copy = jax.tree.map(jnp.array, state)
+        whole, _ = make_train_step(learner, opt, digits_sampler, tasks=6)(
+            state, digits_sampler.data
+        )
+        chunked, _ = make_train_step(learner, opt, digits_sampler, tasks=6, task_chunk=4)(
+            copy, digits_sampler.data
+        )
+        jax.tree.map(
+            lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-10), whole.params, chunked.params
+        )
+    with pytest.raises(ValueError, match=r"task_chunk must be None or an integer >= 1"):
+        make_train_step(learner, opt, digits_sampler, tasks=2, task_chunk=0)

@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 
@@ -70,40 +69,13 @@ def make_sampler(config: dict) -> mj.EpisodeSampler:
     )
 
 
-def make_mapped_train_step(learner, optimizer, sampler, *, tasks: int, batch_size: int):
-    """:func:`metajax.make_train_step` with ``jax.lax.map`` over tasks instead of ``vmap``.
-
-    ``batch_size`` tasks are vmapped at a time and the chunks run one after another,
-    which bounds the memory of the activations kept for the backward pass.
-    """
-
-    def batch_loss(params, episodes, keys):
-        losses, metrics = jax.lax.map(
-            lambda task: learner.loss(params, *task), (episodes, keys), batch_size=batch_size
-        )
-        return losses.mean(), jax.tree.map(jnp.mean, metrics)
-
-    def step(state: mj.TrainState, data):
-        key, sample_key, loss_key = jax.random.split(state.key, 3)
-        sample_keys = jax.random.split(sample_key, tasks)
-        episodes = jax.vmap(sampler.sample, in_axes=(0, None))(sample_keys, data)
-        (_, metrics), grads = jax.value_and_grad(batch_loss, has_aux=True)(
-            state.params, episodes, jax.random.split(loss_key, tasks)
-        )
-        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        return mj.TrainState(state.step + 1, params, opt_state, key), metrics
-
-    return jax.jit(step, donate_argnums=0)
-
-
 def make_step(config, learner, optimizer, sampler):
     task_map = config.get("task_map", "vmap")
     if task_map == "vmap":
         return mj.make_train_step(learner, optimizer, sampler, tasks=config["tasks"])
     if task_map == "map":
-        return make_mapped_train_step(
-            learner, optimizer, sampler, tasks=config["tasks"], batch_size=config["map_batch_size"]
+        return mj.make_train_step(
+            learner, optimizer, sampler, tasks=config["tasks"], task_chunk=config["map_batch_size"]
         )
     raise ValueError(f"task_map must be 'vmap' or 'map', got {task_map!r}")
 
