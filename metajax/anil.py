@@ -17,7 +17,7 @@ import jax.numpy as jnp
 from metajax.episodes import Episode, Split
 from metajax.inner_loop import FirstOrder, adapt, adapted_loss
 from metajax.learner import Learner
-from metajax.losses import supervised_loss
+from metajax.losses import split_losses
 from metajax.maml import check_positive, check_steps
 from metajax.models import Model
 
@@ -62,12 +62,7 @@ def anil(
     def head_apply(head, features):
         return features @ head["kernel"] + head["bias"]
 
-    def outer_loss(head, split, key):
-        del key
-        return supervised_loss(head_apply(head, split.x), split.y)
-
-    def task_loss(head, split, key):
-        return outer_loss(head, split, key)[0]
+    task_loss, outer_loss = split_losses(head_apply)
 
     def init(key, episode):
         body_key, head_key = jax.random.split(key)

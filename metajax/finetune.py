@@ -12,7 +12,7 @@ import jax.numpy as jnp
 
 from metajax.inner_loop import adapt
 from metajax.learner import Learner
-from metajax.losses import supervised_loss
+from metajax.losses import split_losses, supervised_loss
 from metajax.maml import check_positive
 from metajax.models import Model
 
@@ -34,9 +34,7 @@ def finetune(model: Model, *, inner_lr: float = 0.01, test_inner_steps: int = 1)
     if not isinstance(test_inner_steps, int) or test_inner_steps < 0:
         raise ValueError(f"test_inner_steps must be an integer >= 0, got {test_inner_steps!r}")
 
-    def task_loss(params, split, key):
-        del key
-        return supervised_loss(model.apply(params, split.x), split.y)[0]
+    task_loss, _ = split_losses(model.apply)
 
     def init(key, episode):
         return model.init(key, episode.support.x)

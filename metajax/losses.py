@@ -27,3 +27,21 @@ def supervised_loss(outputs: jax.Array, targets: jax.Array):
     if jnp.issubdtype(targets.dtype, jnp.integer):
         return classification_loss(outputs, targets)
     return regression_loss(outputs, targets)
+
+
+def split_losses(apply):
+    """``(task_loss, outer_loss)`` of a network ``apply(params, x)`` on a :class:`Split`.
+
+    ``outer_loss(params, split, key) -> (scalar, metrics)`` scores a query set;
+    ``task_loss(params, split, key) -> scalar`` is the same loss for inner loops.
+    Every gradient-based learner adapts and scores with this pair.
+    """
+
+    def outer_loss(params, split, key):
+        del key  # The supervised losses are deterministic.
+        return supervised_loss(apply(params, split.x), split.y)
+
+    def task_loss(params, split, key):
+        return outer_loss(params, split, key)[0]
+
+    return task_loss, outer_loss

@@ -21,7 +21,7 @@ import optax
 
 from metajax.inner_loop import FirstOrder, MetaGradient, adapt, adapted_loss
 from metajax.learner import Learner
-from metajax.losses import supervised_loss
+from metajax.losses import split_losses
 from metajax.models import Model
 
 
@@ -52,12 +52,7 @@ def gradient_learner(
     if proximal < 0:
         raise ValueError(f"proximal (lambda) must be >= 0, got {proximal!r}")
 
-    def outer_loss(params, split, key):
-        del key
-        return supervised_loss(model.apply(params, split.x), split.y)
-
-    def task_loss(params, split, key):
-        return outer_loss(params, split, key)[0]
+    task_loss, outer_loss = split_losses(model.apply)
 
     inner = dict(learning_rate=inner_lr, optimizer=inner_optimizer, proximal=proximal)
 

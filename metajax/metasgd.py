@@ -14,7 +14,7 @@ import jax
 
 from metajax.inner_loop import FirstOrder, adapt, adapted_loss
 from metajax.learner import Learner
-from metajax.losses import supervised_loss
+from metajax.losses import split_losses
 from metajax.maml import check_steps
 from metajax.models import Model
 
@@ -56,12 +56,7 @@ def metasgd(
     if not 0 < low <= high:
         raise ValueError(f"lr_init must be (low, high) with 0 < low <= high, got {lr_init!r}")
 
-    def outer_loss(params, split, key):
-        del key
-        return supervised_loss(model.apply(params, split.x), split.y)
-
-    def task_loss(params, split, key):
-        return outer_loss(params, split, key)[0]
+    task_loss, outer_loss = split_losses(model.apply)
 
     def init(key, episode):
         model_key, lr_key = jax.random.split(key)

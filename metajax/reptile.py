@@ -18,7 +18,7 @@ import optax
 
 from metajax.inner_loop import adapt
 from metajax.learner import Learner
-from metajax.losses import supervised_loss
+from metajax.losses import split_losses
 from metajax.maml import check_steps
 from metajax.models import Model
 
@@ -56,9 +56,7 @@ def reptile(
     check_steps("test_inner_steps", test_inner_steps)
     inner_optimizer = optax.adam(1e-3, b1=0.0) if inner_optimizer is None else inner_optimizer
 
-    def task_loss(params, split, key):
-        del key
-        return supervised_loss(model.apply(params, split.x), split.y)[0]
+    task_loss, outer_loss = split_losses(model.apply)
 
     def init(key, episode):
         return model.init(key, episode.support.x)
@@ -70,7 +68,7 @@ def reptile(
         phi = jax.lax.stop_gradient(phi)
         drift = jax.tree.map(lambda t, p: t - p, params, phi)
         distance = sum(jnp.vdot(d, d) for d in jax.tree.leaves(drift))
-        _, metrics = supervised_loss(model.apply(phi, episode.query.x), episode.query.y)
+        _, metrics = outer_loss(phi, episode.query, key)
         return 0.5 * distance, {**metrics, "distance": distance}
 
     def predict(params, support, query_x, key):
