@@ -30,6 +30,7 @@ def imaml(
     inner_optimizer: optax.GradientTransformation | None = None,
     cg_steps: int = 5,
     damping: float = 0.0,
+    lambda_damping: float = 0.0,
     cg_tolerance: float = 1e-2,
 ) -> Learner:
     """iMAML (Rajeswaran, Finn, Kakade & Levine, NeurIPS 2019) with implicit meta-gradients.
@@ -48,7 +49,13 @@ def imaml(
       test_inner_steps: inner steps at test; ``inner_steps`` if None.
       inner_optimizer: an optax transformation instead of plain SGD.
       cg_steps: conjugate-gradient iterations (5 in the paper).
-      damping: added to the diagonal of the linear system.
+      damping: added to the identity of the linear system,
+        ``((1 + damping) I + H / (lambda + lambda_damping)) v = g``.
+      lambda_damping: added to lambda in the Hessian term alone. With both 0 (the
+        default) the meta-gradient is the paper's exact implicit one; on deep
+        non-convex networks (Conv-4 on Omniglot) the undamped system is indefinite
+        and meta-training diverges, and the authors' released code uses
+        ``damping=1, lambda_damping=10`` (see :class:`metajax.inner_loop.Implicit`).
       cg_tolerance: relative residual above which a solve counts as not converged.
 
     Example:
@@ -66,6 +73,8 @@ def imaml(
     check_steps("cg_steps", cg_steps)
     if damping < 0:
         raise ValueError(f"damping must be >= 0, got {damping!r}")
+    if lambda_damping < 0:
+        raise ValueError(f"lambda_damping must be >= 0, got {lambda_damping!r}")
     return gradient_learner(
         model,
         inner_lr=inner_lr,
@@ -73,5 +82,10 @@ def imaml(
         test_inner_steps=inner_steps if test_inner_steps is None else test_inner_steps,
         inner_optimizer=inner_optimizer,
         proximal=proximal,
-        meta_gradient=Implicit(cg_steps=cg_steps, damping=damping, tolerance=cg_tolerance),
+        meta_gradient=Implicit(
+            cg_steps=cg_steps,
+            damping=damping,
+            tolerance=cg_tolerance,
+            lambda_damping=lambda_damping,
+        ),
     )

@@ -51,8 +51,15 @@ class Implicit(NamedTuple):
 
     Attributes:
       cg_steps: conjugate-gradient iterations (5 in Rajeswaran et al. 2019, Omniglot).
-      damping: added to the diagonal, ``(I (1 + damping) + H / lambda) v = g``; it
-        keeps the system positive definite where ``H`` is not.
+      damping: added to the identity, ``((1 + damping) I + H / (lambda +
+        lambda_damping)) v = g``.
+      lambda_damping: added to lambda in the Hessian term alone. Both dampings keep
+        the system positive definite where a non-convex support loss makes ``H``
+        strongly indefinite (Conv-4 with batch statistics on one shot): the exact
+        system then sends conjugate gradient off (residuals > 1) and meta-training
+        diverges. The authors' released code solves ``(2 I + H / (lambda + 10)) v =
+        g``, i.e. ``damping=1, lambda_damping=10``. With both 0 the solve is the
+        exact implicit gradient of the paper's Eq. (5).
       tolerance: relative residual ``||g - A v|| / ||g||`` above which the solve is
         reported as not converged (``cg_converged = 0`` in the metrics).
     """
@@ -60,6 +67,7 @@ class Implicit(NamedTuple):
     cg_steps: int = 5
     damping: float = 0.0
     tolerance: float = 1e-2
+    lambda_damping: float = 0.0
 
 
 MetaGradient = Unrolled | FirstOrder | Implicit
@@ -256,6 +264,8 @@ def adapted_loss(
         raise ValueError(f"cg_steps must be an integer >= 1, got {meta_gradient.cg_steps!r}")
     if meta_gradient.damping < 0:
         raise ValueError(f"damping must be >= 0, got {meta_gradient.damping!r}")
+    if meta_gradient.lambda_damping < 0:
+        raise ValueError(f"lambda_damping must be >= 0, got {meta_gradient.lambda_damping!r}")
     return _implicit(task_loss, outer_loss, meta_gradient, kwargs)(
         params, episode, inner_key, outer_key
     )
@@ -268,7 +278,7 @@ def _implicit(task_loss, outer_loss, config: Implicit, kwargs):
     known, so that its residual can be reported in the metrics; the backward pass
     only scales the stored solution by the incoming cotangent.
     """
-    lam = kwargs["proximal"]
+    lam = kwargs["proximal"] + config.lambda_damping
 
     def forward(theta, episode, inner_key, outer_key):
         theta = jax.lax.stop_gradient(theta)

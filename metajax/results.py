@@ -46,6 +46,9 @@ def environment() -> dict:
 def write_result(results_dir: str | os.PathLike, record: dict) -> Path:
     """Writes one result record as ``<benchmark>__<method>__<dataset>__<setting>.json``.
 
+    On an accelerator the name ends in ``__<backend>`` (``__gpu``, ``__tpu``), so that a
+    GPU run sits beside the CPU run of the same setting instead of replacing it.
+
     ``record`` must hold ``benchmark, method, dataset, setting, metric, value``;
     ``ci95, paper, steps, wall_s`` and anything else are kept. The command, the
     environment and the date are added. The file is replaced atomically, so the
@@ -61,6 +64,8 @@ def write_result(results_dir: str | os.PathLike, record: dict) -> Path:
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
     name = "__".join(re.sub(r"[^A-Za-z0-9.+-]+", "-", str(record[k])) for k in REQUIRED[:4])
+    if jax.default_backend() != "cpu":
+        name += f"__{jax.default_backend()}"
     out = Path(results_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{name}.json"
@@ -76,7 +81,8 @@ def write_result(results_dir: str | os.PathLike, record: dict) -> Path:
 def load_results(results_dir: str | os.PathLike) -> list[dict]:
     """All result records in ``results_dir``, sorted by benchmark, method, dataset, setting."""
     records = [json.loads(p.read_text()) for p in sorted(Path(results_dir).glob("*.json"))]
-    return sorted(records, key=lambda r: tuple(str(r[k]) for k in REQUIRED[:4]))
+    keys = (*REQUIRED[:4], "device")
+    return sorted(records, key=lambda r: tuple(str(r.get(k, "")) for k in keys))
 
 
 def _number(value, metric: str) -> str:

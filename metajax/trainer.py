@@ -219,6 +219,7 @@ def meta_train(
     progress: bool = True,
     validation: tuple[EpisodeSampler, int] | None = None,
     validation_episodes: int = 200,
+    time_limit: float | None = None,
 ) -> tuple[TrainState, list[dict[str, float]]]:
     """Meta-trains ``learner`` for ``steps`` meta-steps of ``tasks`` tasks each.
 
@@ -237,6 +238,8 @@ def meta_train(
       validation: ``(sampler, every)``: evaluate on meta-validation episodes every
         ``every`` meta-steps and log them with a ``val_`` prefix.
       validation_episodes: episodes per validation pass.
+      time_limit: seconds of training after which to stop early, at the first logged
+        step past it (a budgeted run); ``state.step`` says how many steps ran.
 
     Returns:
       The final :class:`TrainState` and the list of logged metric dicts.
@@ -260,6 +263,8 @@ def meta_train(
         raise ValueError(
             f"validation every must be a multiple of log_every={log_every}, got {validation[1]!r}"
         )
+    if time_limit is not None and not time_limit > 0:
+        raise ValueError(f"time_limit must be > 0 seconds or None, got {time_limit!r}")
     state = init_state(learner, optimizer, sampler, key, params)
     step_fn = make_train_step(learner, optimizer, sampler, tasks=tasks)
     history: list[dict[str, float]] = []
@@ -290,5 +295,7 @@ def meta_train(
                 {k: f"{v:.4g}" for k, v in record.items() if k not in ("step", "wall_s")}
             )
             bar.update(i - bar.n)
+            if time_limit is not None and time.perf_counter() - start >= time_limit:
+                break
     bar.close()
     return state, history

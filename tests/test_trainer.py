@@ -122,6 +122,25 @@ def test_validation_is_logged(digits_sampler):
         )
 
 
+def test_time_limit_stops_at_the_first_log_point_past_it(digits_sampler):
+    learner = protonet(mlp(hidden=(16,)))
+    state, history = meta_train(
+        learner,
+        digits_sampler,
+        optax.adam(1e-3),
+        steps=1000,
+        key=jax.random.key(0),
+        log_every=3,
+        progress=False,
+        time_limit=1e-6,
+    )
+    assert int(state.step) == 3 and [r["step"] for r in history] == [3]
+    with pytest.raises(ValueError, match=r"time_limit must be > 0 seconds"):
+        meta_train(
+            learner, digits_sampler, optax.adam(1e-3), steps=1, key=jax.random.key(0), time_limit=0
+        )
+
+
 def test_evaluate_regression_reports_mse():
     # A learner that always predicts zero: its MSE is the mean square of the targets.
     zero = Learner(

@@ -51,6 +51,7 @@ def train_and_evaluate(
         log_every=config["log_every"],
         progress=progress,
         metrics_path=None if workdir is None else f"{workdir}/{method}_{ways}w.jsonl",
+        time_limit=config.get("time_limit"),
     )
     jax.block_until_ready(state.params)
     wall = time.perf_counter() - start
@@ -71,7 +72,9 @@ def train_and_evaluate(
         value=result.mean["accuracy"],
         ci95=result.ci95["accuracy"],
         paper=PAPER[(method, ways)],
-        steps=config["steps"][ways],
+        steps=int(state.step),
+        scheduled_steps=config["steps"][ways],
+        time_limit_s=config.get("time_limit"),
         tasks=config["tasks"][ways],
         test_episodes=config["eval_episodes"],
         wall_s=round(wall, 1),

@@ -78,14 +78,18 @@ def conv4(*, ways: int, filters: int, image=(28, 28, 1), blocks: int = 4) -> nn.
 
 
 def sample_task(pool: torch.Tensor, *, ways: int, shots: int, queries: int, generator):
-    """One episode from ``pool [classes, examples, channels, h, w]``, labels 0..ways-1."""
+    """One episode from ``pool [classes, examples, channels, h, w]``, labels 0..ways-1.
+
+    The indices are drawn on the CPU generator and the episode is gathered where the
+    pool lives, so on a GPU the images never cross the bus.
+    """
     classes, examples = pool.shape[:2]
     chosen = torch.randperm(classes, generator=generator)[:ways]
     picks = torch.stack(
         [torch.randperm(examples, generator=generator)[: shots + queries] for _ in range(ways)]
     )
     x = pool[chosen[:, None], picks]  # [ways, shots + queries, c, h, w]
-    labels = torch.arange(ways)[:, None].expand(ways, shots + queries)
+    labels = torch.arange(ways, device=pool.device)[:, None].expand(ways, shots + queries)
     support = x[:, :shots].reshape(-1, *x.shape[2:]), labels[:, :shots].reshape(-1)
     query = x[:, shots:].reshape(-1, *x.shape[2:]), labels[:, shots:].reshape(-1)
     return support, query
@@ -108,6 +112,7 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=20, help="timed meta-steps")
     parser.add_argument("--warmup", type=int, default=2, help="untimed meta-steps first")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="torch device: cpu or cuda")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if args.warmup < 1 or args.steps < 1:
@@ -118,8 +123,10 @@ def main(argv=None):
     MAML = import_maml()
     height, width, channels = args.image
     generator = torch.Generator().manual_seed(args.seed)
-    pool = torch.rand(*args.pool, channels, height, width, generator=generator)
+    device = torch.device(args.device)
+    pool = torch.rand(*args.pool, channels, height, width, generator=generator).to(device)
     model = conv4(ways=args.ways, filters=args.filters, image=args.image, blocks=args.blocks)
+    model = model.to(device)
     maml = MAML(model, lr=args.inner_lr, first_order=args.first_order)
     optimizer = torch.optim.Adam(maml.parameters(), lr=args.learning_rate)
     loss_fn = nn.CrossEntropyLoss()
@@ -141,10 +148,15 @@ def main(argv=None):
         optimizer.step()
         return total / args.tasks
 
+    # query_loss.item() already waits for each task on a GPU; the synchronize makes the
+    # optimizer step's kernels count too.
+    wait = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     times = []
     for _ in range(args.warmup + args.steps):
+        wait()
         start = time.perf_counter()
         loss = meta_step()
+        wait()
         times.append(time.perf_counter() - start)
     timed = times[args.warmup :]
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
@@ -157,6 +169,12 @@ def main(argv=None):
                 warmup_s=sum(times[: args.warmup]),
                 step_times=[round(t, 4) for t in timed],
                 peak_rss_gb=peak_kb / 2**20,
+                peak_device_gb=(
+                    torch.cuda.max_memory_allocated(device) / 2**30
+                    if device.type == "cuda"
+                    else None
+                ),
+                device=(torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"),
                 final_loss=loss,
                 inner_steps=args.inner_steps,
                 tasks=args.tasks,

@@ -76,6 +76,8 @@ def summarise(runs: list[dict]) -> dict:
         compile_s=median("compile_s"),
         first_step_s=median("first_step_s"),
         peak_rss_gb=max(r["peak_rss_gb"] for r in runs),
+        peak_device_gb=max((r.get("peak_device_gb") or 0.0 for r in runs), default=0.0) or None,
+        framework_device=runs[-1].get("device"),
         gflop_per_step=median("gflop_per_step"),
     )
 
@@ -85,9 +87,13 @@ def _fmt(value, spec=".3g"):
 
 
 def table(config: dict, summary: dict) -> str:
+    # On an accelerator the memory that matters is the device's, not the host process's.
+    memory = "peak_device_gb" if any(r.get("peak_device_gb") for r in summary.values()) else None
+    memory = memory or "peak_rss_gb"
+    label = "peak device GB" if memory == "peak_device_gb" else "peak RSS GB"
     lines = [
         "| workload | metajax s/step | baseline | baseline s/step | ratio (metajax / baseline) "
-        "| compile s | peak RSS GB (metajax / baseline) |",
+        f"| compile s | {label} (metajax / baseline) |",
         "|---|---|---|---|---|---|---|",
     ]
     for (method, inner_steps), row in summary.items():
@@ -100,7 +106,7 @@ def table(config: dict, summary: dict) -> str:
             f"| {_fmt(row['value'])} | {NAMES[BASELINE[method]]} "
             f"| {_fmt(base and base['value'])} | {_fmt(ratio, '.2f')} "
             f"| {_fmt(row['compile_s'], '.1f')} "
-            f"| {_fmt(row['peak_rss_gb'], '.2f')} / {_fmt(base and base['peak_rss_gb'], '.2f')} |"
+            f"| {_fmt(row[memory], '.2f')} / {_fmt(base and base[memory], '.2f')} |"
         )
     return "\n".join(lines)
 
@@ -123,6 +129,12 @@ def main(argv=None):
     parser.add_argument("--map-batch-size", type=int, default=None)
     parser.add_argument("--venv", default=None, help="the learn2learn venv (.venv-l2l)")
     parser.add_argument(
+        "--torch-device",
+        choices=("cpu", "cuda"),
+        default=None,
+        help="learn2learn's device (default: cuda when JAX runs on a GPU, else cpu)",
+    )
+    parser.add_argument(
         "--in-process", action="store_true", help="measure metajax in this process (shared RSS)"
     )
     parser.add_argument("--results-dir", default=str(RESULTS))
@@ -130,7 +142,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     config = load_config(HERE, args.config)
-    for key in ("steps", "warmup", "repetitions", "tasks", "conv", "task_map", "map_batch_size"):
+    keys = ("steps", "warmup", "repetitions", "tasks", "conv", "task_map", "map_batch_size")
+    for key in (*keys, "torch_device"):
         if getattr(args, key) is not None:
             config[key] = getattr(args, key)
     methods = args.methods or list(config["methods"])
@@ -185,6 +198,7 @@ def main(argv=None):
                 conv=None if method == "learn2learn" else config["conv"],
                 task_map=None if method == "learn2learn" else config["task_map"],
                 torch_threads=config["torch_threads"] if method == "learn2learn" else None,
+                torch_device=train.torch_device(config) if method == "learn2learn" else None,
                 final_loss=last.get("final_loss"),
                 framework_versions=last.get("versions"),
                 config=args.config,

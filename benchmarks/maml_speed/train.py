@@ -37,6 +37,15 @@ def peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
+def peak_device_gb() -> float | None:
+    """The accelerator's peak allocation so far, where the backend reports one (not CPU)."""
+    if jax.default_backend() == "cpu":
+        return None
+    stats = jax.devices()[0].memory_stats() or {}
+    peak = stats.get("peak_bytes_in_use")
+    return None if peak is None else peak / 2**30
+
+
 def make_model(config: dict) -> mj.Model:
     kind = config.get("conv", "conv")
     shape = dict(filters=config["filters"], outputs=config["ways"], blocks=config["blocks"])
@@ -136,6 +145,8 @@ def measure_metajax(
         first_step_s=times[0],
         gflop_per_step=None if flops is None else flops / 1e9,
         peak_rss_gb=peak_rss_gb(),
+        peak_device_gb=peak_device_gb(),
+        device=jax.devices()[0].device_kind,
         final_loss=float(metrics["loss"]),
         tasks=config["tasks"],
         task_map=config.get("task_map", "vmap"),
@@ -144,14 +155,34 @@ def measure_metajax(
     )
 
 
-def l2l_command(config: dict, inner_steps: int, *, venv=None, steps=None, warmup=None):
-    """The command line that runs ``l2l_maml.py`` on ``config``'s workload in the venv."""
+def torch_device(config: dict) -> str:
+    """learn2learn's device: the config's, else the kind of device JAX is running on."""
+    device = config.get("torch_device") or ("cuda" if jax.default_backend() == "gpu" else "cpu")
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"torch_device must be 'cpu' or 'cuda', got {device!r}")
+    return device
+
+
+def l2l_python(venv=None) -> Path:
+    """The Python that has torch and learn2learn.
+
+    ``$L2L_PYTHON`` names one directly (on a GPU machine, its own CUDA torch with
+    learn2learn on ``PYTHONPATH``); otherwise the venv that setup_env.sh made.
+    """
+    if venv is None and os.environ.get("L2L_PYTHON"):
+        return Path(os.environ["L2L_PYTHON"])
     venv = Path(venv or os.environ.get("L2L_VENV") or DEFAULT_VENV)
     python = venv / "bin" / "python"
     if not python.exists():
         raise FileNotFoundError(
             f"no learn2learn environment at {venv}: run bash {HERE / 'setup_env.sh'}"
         )
+    return python
+
+
+def l2l_command(config: dict, inner_steps: int, *, venv=None, steps=None, warmup=None):
+    """The command line that runs ``l2l_maml.py`` on ``config``'s workload."""
+    python = l2l_python(venv)
     return [
         str(python),
         str(HERE / "l2l_maml.py"),
@@ -172,6 +203,7 @@ def l2l_command(config: dict, inner_steps: int, *, venv=None, steps=None, warmup
         f"--warmup={config['warmup'] if warmup is None else warmup}",
         f"--threads={config['torch_threads']}",
         f"--seed={config['seed']}",
+        f"--device={torch_device(config)}",
     ]
 
 

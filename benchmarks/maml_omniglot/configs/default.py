@@ -3,8 +3,12 @@
 The papers' hyperparameters with a CPU-sized number of meta-steps and meta-batch:
 MAML/FOMAML (Finn et al. 2017, §5.2): Conv-4 with an N-way head, inner SGD at 0.4 with
 1 step (5-way) or 0.1 with 5 steps (20-way), 3 and 5 steps at test, Adam 1e-3.
-iMAML (Rajeswaran et al. 2019): lambda = 2, inner SGD, 5 conjugate-gradient steps.
+iMAML (Rajeswaran et al. 2019): lambda = 2, inner SGD, 5 conjugate-gradient steps on the
+damped system of the authors' released code, (2 I + H / (lambda + 10)) v = g; the exact,
+undamped system is indefinite on Conv-4 and its meta-training diverged (RESULTS.md).
 """
+
+IMAML = dict(proximal=2.0, cg_steps=5, damping=1.0, lambda_damping=10.0)
 
 
 def get_config():
@@ -22,8 +26,8 @@ def get_config():
             20: dict(inner_lr=0.1, inner_steps=5, test_inner_steps=5),
         },
         imaml={
-            5: dict(inner_lr=0.1, inner_steps=10, proximal=2.0, cg_steps=5),
-            20: dict(inner_lr=0.1, inner_steps=10, proximal=2.0, cg_steps=5),
+            5: dict(**IMAML, inner_lr=0.1, inner_steps=10),
+            20: dict(**IMAML, inner_lr=0.1, inner_steps=10),
         },
         trainval=True,
         eval_episodes=600,

@@ -6,6 +6,6 @@ from configs import default
 def get_config():
     config = default.get_config()
     config.update(
-        tasks={5: 32, 20: 16}, steps={5: 60_000, 20: 60_000}, log_every=500, convolution="xla"
+        tasks={5: 32, 20: 16}, steps={5: 60_000, 20: 60_000}, log_every=100, convolution="xla"
     )
     return config
