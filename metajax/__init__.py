@@ -20,10 +20,13 @@ from metajax.imaml import imaml
 from metajax.inner_loop import FirstOrder, Implicit, Unrolled, adapt, adapted_loss
 from metajax.learner import Learner
 from metajax.maml import fomaml, maml
+from metajax.matching import matching_networks
 from metajax.metasgd import metasgd
 from metajax.models import Model, conv4, mlp
 from metajax.protonet import protonet
+from metajax.relation import relation_network
 from metajax.reptile import reptile
+from metajax.tapnet import tapnet
 from metajax.trainer import (
     Evaluation,
     TrainState,
@@ -61,13 +64,16 @@ __all__ = [
     "make_evaluator",
     "maml",
     "make_train_step",
+    "matching_networks",
     "mean_ci95",
     "meta_train",
     "metasgd",
     "mlp",
     "pool_sampler",
     "protonet",
+    "relation_network",
     "reptile",
     "sample_batch",
     "sample_episode",
+    "tapnet",
 ]

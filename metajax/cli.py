@@ -25,15 +25,20 @@ from metajax.episodes import pool_sampler
 from metajax.finetune import finetune
 from metajax.imaml import imaml
 from metajax.maml import fomaml, maml
+from metajax.matching import matching_networks
 from metajax.metasgd import metasgd
 from metajax.models import conv4, mlp
 from metajax.protonet import protonet
+from metajax.relation import relation_embedding, relation_module, relation_network
 from metajax.reptile import reptile
+from metajax.tapnet import tapnet
 from metajax.trainer import evaluate, meta_train
 
 # Learners whose network ends in an N-way head: they train and test at the same ways.
 HEAD_LEARNERS = ("maml", "fomaml", "imaml", "reptile", "metasgd", "anil", "finetune")
-LEARNERS = ("protonet", *HEAD_LEARNERS)
+# Metric-based learners: compare queries with the support set, so any ways at test.
+METRIC_LEARNERS = ("protonet", "matching", "relation", "tapnet")
+LEARNERS = (*METRIC_LEARNERS, *HEAD_LEARNERS)
 MODELS = ("auto", "conv4", "conv2", "mlp")
 REGRESSION = ("sinusoid",)
 
@@ -68,6 +73,9 @@ def _make_learner(config: dict):
     }
     allowed = {
         "protonet": (),
+        "matching": (),
+        "relation": (),
+        "tapnet": (),
         "maml": ("inner_lr", "inner_steps", "test_inner_steps"),
         "fomaml": ("inner_lr", "inner_steps", "test_inner_steps"),
         "imaml": ("inner_lr", "inner_steps", "test_inner_steps", "proximal", "cg_steps"),
@@ -81,6 +89,25 @@ def _make_learner(config: dict):
         raise ValueError(f"--{unused[0].replace('_', '-')} does not apply to {name}")
     if name == "protonet":
         return protonet(model)
+    if name == "matching":
+        return matching_networks(model)
+    if name == "relation":
+        # Sung et al.'s f keeps spatial maps for g's convolutions; its smaller variants
+        # fit the 8x8 digits (conv2) and vectors (mlp, with an MLP relation module).
+        if config["model"] == "conv4":
+            return relation_network()
+        if config["model"] == "conv2":
+            return relation_network(relation_embedding(pooled=1), relation_module(blocks=1))
+        return relation_network(model, relation_module(blocks=0))
+    if name == "tapnet":
+        # TapNet brings its own encoder (grouped 1-D convolutions and an LSTM), sized by
+        # the series; shared attention, since CLI episodes shuffle the labels.
+        if "series" not in config:
+            raise ValueError(
+                "learner tapnet needs a multivariate time-series dataset (uea:NAME), "
+                f"got dataset {config['dataset']!r}"
+            )
+        return tapnet(**config["series"], seed=config["seed"])
     if name == "anil":
         return anil(
             model, outputs=1 if config["dataset"] in REGRESSION else config["ways"], **inner
@@ -164,7 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--learner",
         choices=LEARNERS,
         default="protonet",
-        help="the meta-learning method (default: protonet): protonet (Snell 2017), maml and "
+        help="the meta-learning method (default: protonet): protonet (Snell 2017), matching "
+        "(Vinyals 2016), relation (Sung 2018), tapnet (Zhang 2020; uea:NAME data), maml and "
         "fomaml (Finn 2017), imaml (Rajeswaran 2019), reptile (Nichol 2018), metasgd (Li 2017), "
         "anil (Raghu 2020), finetune (pretrain + fine-tune baseline)",
     )
@@ -325,6 +353,12 @@ def _train(args) -> dict:
         )
     }
     config["model"] = _resolve_model(args.model, train_pool)
+    if args.dataset.startswith("uea:"):
+        # [classes, examples, length, channels + mask]: see metajax.datasets.uea.
+        config["series"] = {
+            "channels": int(train_pool.shape[-1]) - 1,
+            "length": int(train_pool.shape[-2]),
+        }
     config["test_ways"] = args.test_ways or args.ways
     config["test_shots"] = args.test_shots or args.shots
     config["test_queries"] = args.test_queries or args.queries

@@ -115,6 +115,42 @@ def test_every_learner_runs_through_the_same_cli(learner, tmp_path, capsys):
     assert main(["eval", str(out), "--eval-episodes", "4"]) == 0
 
 
+@pytest.mark.parametrize(
+    "learner, dataset, ways",
+    [("matching", "digits", 5), ("relation", "digits", 5), ("tapnet", "uea:JapaneseVowels", 3)],
+)
+def test_metric_learners_run_through_the_same_cli(learner, dataset, ways, tmp_path, capsys):
+    out = tmp_path / learner
+    common = ["--eval-episodes", "4", "--test-ways", str(ways)]
+    rc = main(
+        [
+            "train",
+            "--learner",
+            learner,
+            "--dataset",
+            dataset,
+            "--ways",
+            str(ways),
+            "--queries",
+            "2",
+            "--steps",
+            "2",
+            "--out-dir",
+            str(out),
+            "--no-progress",
+            *common,
+        ]
+    )
+    assert rc == 0, capsys.readouterr().err
+    assert f"({ways}-way 1-shot, 4 episodes)" in capsys.readouterr().out
+    assert main(["eval", str(out), "--eval-episodes", "4"]) == 0
+
+
+def test_tapnet_needs_time_series(capsys):
+    assert main(["train", "--learner", "tapnet", "--steps", "1", "--no-progress"]) == 2
+    assert "learner tapnet needs a multivariate time-series dataset" in capsys.readouterr().err
+
+
 def test_sinusoid_regression_reports_mse(tmp_path, capsys):
     rc = main(
         [

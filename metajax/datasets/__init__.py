@@ -13,8 +13,16 @@ from metajax.datasets.base import (
 from metajax.datasets.digits import load_digits
 from metajax.datasets.omniglot import load_omniglot
 from metajax.datasets.sinusoid import sample_sinusoid, sinusoid_sampler
+from metajax.datasets.uea import (
+    UEADataset,
+    class_pool,
+    class_sampler,
+    load_uea,
+    pad_series,
+    uea_few_shot,
+)
 
-NAMES = ("digits", "omniglot", "omniglot-lake", "tfds:<name>")
+NAMES = ("digits", "omniglot", "omniglot-lake", "tfds:<name>", "uea:<name>")
 
 
 def load(name: str, *, data_dir=None, cache_dir=None, download: bool = True) -> FewShotDataset:
@@ -23,7 +31,9 @@ def load(name: str, *, data_dir=None, cache_dir=None, download: bool = True) -> 
     Args:
       name: ``"digits"`` (scikit-learn, offline), ``"omniglot"`` (Vinyals split),
         ``"omniglot-lake"`` (background/evaluation alphabets), or ``"tfds:NAME"``
-        for any prepared TFDS image-classification dataset.
+        for any prepared TFDS image-classification dataset, or ``"uea:NAME"`` for a
+        UEA multivariate time-series set (``uea:BasicMotions``, ``uea:JapaneseVowels``;
+        the ``timeseries`` extra) as class-disjoint N-way k-shot pools.
       data_dir: data root (defaults to ``$METAJAX_DATA_DIR``).
       cache_dir: where decoded arrays are cached.
       download: allow fetching missing files from their public home.
@@ -41,11 +51,19 @@ def load(name: str, *, data_dir=None, cache_dir=None, download: bool = True) -> 
         from metajax.datasets.tfds import from_tfds
 
         return from_tfds(name[5:], data_dir=data_dir, download=download)
+    if name.startswith("uea:") and len(name) > 4:
+        return uea_few_shot(load_uea(name[4:]))
     raise ValueError(f"dataset must be one of {NAMES}, got {name!r}")
 
 
 __all__ = [
     "NAMES",
+    "UEADataset",
+    "class_pool",
+    "class_sampler",
+    "load_uea",
+    "pad_series",
+    "uea_few_shot",
     "CorruptDataError",
     "DataNotFoundError",
     "FewShotDataset",
