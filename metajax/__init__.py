@@ -26,6 +26,7 @@ from metajax.models import Model, conv4, mlp
 from metajax.protonet import protonet
 from metajax.relation import relation_network
 from metajax.reptile import reptile
+from metajax.siamese import AffineDistortion, pair_sampler, siamese
 from metajax.tapnet import tapnet
 from metajax.trainer import (
     Evaluation,
@@ -41,6 +42,7 @@ from metajax.trainer import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "AffineDistortion",
     "Episode",
     "EpisodeSampler",
     "Evaluation",
@@ -69,11 +71,13 @@ __all__ = [
     "meta_train",
     "metasgd",
     "mlp",
+    "pair_sampler",
     "pool_sampler",
     "protonet",
     "relation_network",
     "reptile",
     "sample_batch",
     "sample_episode",
+    "siamese",
     "tapnet",
 ]

@@ -31,13 +31,14 @@ from metajax.models import conv4, mlp
 from metajax.protonet import protonet
 from metajax.relation import relation_embedding, relation_module, relation_network
 from metajax.reptile import reptile
+from metajax.siamese import siamese
 from metajax.tapnet import tapnet
 from metajax.trainer import evaluate, meta_train
 
 # Learners whose network ends in an N-way head: they train and test at the same ways.
 HEAD_LEARNERS = ("maml", "fomaml", "imaml", "reptile", "metasgd", "anil", "finetune")
 # Metric-based learners: compare queries with the support set, so any ways at test.
-METRIC_LEARNERS = ("protonet", "matching", "relation", "tapnet")
+METRIC_LEARNERS = ("protonet", "matching", "relation", "siamese", "tapnet")
 LEARNERS = (*METRIC_LEARNERS, *HEAD_LEARNERS)
 MODELS = ("auto", "conv4", "conv2", "mlp")
 REGRESSION = ("sinusoid",)
@@ -75,6 +76,7 @@ def _make_learner(config: dict):
         "protonet": (),
         "matching": (),
         "relation": (),
+        "siamese": (),
         "tapnet": (),
         "maml": ("inner_lr", "inner_steps", "test_inner_steps"),
         "fomaml": ("inner_lr", "inner_steps", "test_inner_steps"),
@@ -91,6 +93,9 @@ def _make_learner(config: dict):
         return protonet(model)
     if name == "matching":
         return matching_networks(model)
+    if name == "siamese":
+        # Verification pairs from every (support, query) pair of an ordinary episode.
+        return siamese(model)
     if name == "relation":
         # Sung et al.'s f keeps spatial maps for g's convolutions; its smaller variants
         # fit the 8x8 digits (conv2) and vectors (mlp, with an MLP relation module).
@@ -192,7 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
         choices=LEARNERS,
         default="protonet",
         help="the meta-learning method (default: protonet): protonet (Snell 2017), matching "
-        "(Vinyals 2016), relation (Sung 2018), tapnet (Zhang 2020; uea:NAME data), maml and "
+        "(Vinyals 2016), relation (Sung 2018), siamese (Koch 2015), tapnet (Zhang 2020; "
+        "uea:NAME data), maml and "
         "fomaml (Finn 2017), imaml (Rajeswaran 2019), reptile (Nichol 2018), metasgd (Li 2017), "
         "anil (Raghu 2020), finetune (pretrain + fine-tune baseline)",
     )

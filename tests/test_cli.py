@@ -117,7 +117,12 @@ def test_every_learner_runs_through_the_same_cli(learner, tmp_path, capsys):
 
 @pytest.mark.parametrize(
     "learner, dataset, ways",
-    [("matching", "digits", 5), ("relation", "digits", 5), ("tapnet", "uea:JapaneseVowels", 3)],
+    [
+        ("matching", "digits", 5),
+        ("relation", "digits", 5),
+        ("siamese", "digits", 5),
+        ("tapnet", "uea:JapaneseVowels", 3),
+    ],
 )
 def test_metric_learners_run_through_the_same_cli(learner, dataset, ways, tmp_path, capsys):
     out = tmp_path / learner
