@@ -37,18 +37,30 @@ class Model(NamedTuple):
 
 
 class BatchStatNorm(nn.Module):
-    """Batch norm on the current batch's statistics, with a learned scale and offset."""
+    """Batch norm on the current batch's statistics, with a learned scale and offset.
+
+    ``axes`` are reduced for the statistics (all but the last by default). ``weight``
+    (broadcastable to ``x``, 1 where an element counts and 0 where not) leaves padding
+    or empty pairs out of the statistics, so that they cannot shift them.
+    """
 
     epsilon: float = 1e-5
+    axes: tuple[int, ...] | None = None
 
     @nn.compact
-    def __call__(self, x):
+    def __call__(self, x, weight=None):
         features = x.shape[-1]
         scale = self.param("scale", nn.initializers.ones, (features,))
         bias = self.param("bias", nn.initializers.zeros, (features,))
-        axes = tuple(range(x.ndim - 1))
-        mean = jnp.mean(x, axis=axes)
-        var = jnp.mean(jnp.square(x - mean), axis=axes)
+        axes = tuple(range(x.ndim - 1)) if self.axes is None else self.axes
+        if weight is None:
+            mean = jnp.mean(x, axis=axes, keepdims=True)
+            var = jnp.mean(jnp.square(x - mean), axis=axes, keepdims=True)
+        else:
+            weight = jnp.broadcast_to(jnp.asarray(weight, x.dtype), x.shape)
+            count = jnp.maximum(jnp.sum(weight, axis=axes, keepdims=True), 1.0)
+            mean = jnp.sum(weight * x, axis=axes, keepdims=True) / count
+            var = jnp.sum(weight * jnp.square(x - mean), axis=axes, keepdims=True) / count
         return (x - mean) * jax.lax.rsqrt(var + self.epsilon) * scale + bias
 
 

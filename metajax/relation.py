@@ -27,7 +27,6 @@ Paper defaults (§3.4 and §4.1, Omniglot, 28x28 images):
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import flax.linen as nn
@@ -39,34 +38,6 @@ from metajax.episodes import Episode, Split
 from metajax.learner import Learner
 from metajax.models import CONVOLUTIONS, BatchStatNorm, Model, max_pool_2x2
 from metajax.protonet import check_split
-
-
-class MaskedBatchStatNorm(nn.Module):
-    """Batch norm on the statistics of the examples where ``mask`` is true.
-
-    The relation module sees one pair per (query, label column), and in a k-shot
-    episode most columns are labels absent from the support set (see
-    :func:`relation_network`). Their pairs must not enter the batch statistics, or
-    the scores of the real classes would depend on how many empty columns there are.
-    With ``mask=None`` this is :class:`metajax.models.BatchStatNorm`.
-    """
-
-    epsilon: float = 1e-5
-
-    @nn.compact
-    def __call__(self, x, mask=None):
-        features = x.shape[-1]
-        scale = self.param("scale", nn.initializers.ones, (features,))
-        bias = self.param("bias", nn.initializers.zeros, (features,))
-        axes = tuple(range(x.ndim - 1))
-        if mask is None:
-            weight = jnp.ones((x.shape[0],) + (1,) * (x.ndim - 1), x.dtype)
-        else:
-            weight = jnp.asarray(mask, x.dtype).reshape((x.shape[0],) + (1,) * (x.ndim - 1))
-        count = jnp.maximum(jnp.sum(weight) * math.prod(x.shape[1:-1]), 1.0)
-        mean = jnp.sum(weight * x, axis=axes) / count
-        var = jnp.sum(weight * jnp.square(x - mean), axis=axes) / count
-        return (x - mean) * jax.lax.rsqrt(var + self.epsilon) * scale + bias
 
 
 class RelationEmbedding(nn.Module):
@@ -181,7 +152,10 @@ class RelationModule(nn.Module):
                         use_bias=False,
                         conv_general_dilated=conv,
                     )(x)
-                x = max_pool_2x2(nn.relu(MaskedBatchStatNorm()(x, mask)))
+                # Pairs of absent classes stay out of the statistics: the scores of the
+                # real classes must not depend on how many empty columns there are.
+                weight = mask.reshape((-1,) + (1,) * (x.ndim - 1))
+                x = max_pool_2x2(nn.relu(BatchStatNorm()(x, weight)))
             x = nn.relu(nn.Dense(self.hidden)(x.reshape(x.shape[0], -1)))
         else:
             x = nn.relu(x + bias)

@@ -84,32 +84,6 @@ def dimension_groups(
     return np.stack([rng.permutation(channels)[:group_channels] for _ in range(groups)])
 
 
-def masked_norm_stats(x, weight, axes):
-    """Mean and variance of ``x`` over ``axes``, counting only where ``weight`` is 1."""
-    count = jnp.maximum(jnp.sum(weight, axis=axes, keepdims=True), 1.0)
-    mean = jnp.sum(x * weight, axis=axes, keepdims=True) / count
-    var = jnp.sum(jnp.square(x - mean) * weight, axis=axes, keepdims=True) / count
-    return mean, var
-
-
-class MaskedBatchNorm(nn.Module):
-    """Batch norm over the episode's real time steps, per permutation group.
-
-    Like :class:`metajax.models.BatchStatNorm` it always uses the current batch's
-    statistics; padded steps are left out of them so that padding cannot shift them.
-    """
-
-    epsilon: float = 1e-5
-
-    @nn.compact
-    def __call__(self, x, weight):  # x [groups, n, T, F], weight [1, n, T, 1]
-        features = x.shape[-1]
-        scale = self.param("scale", nn.initializers.ones, (features,))
-        bias = self.param("bias", nn.initializers.zeros, (features,))
-        mean, var = masked_norm_stats(x, weight, axes=(1, 2))
-        return (x - mean) * jax.lax.rsqrt(var + self.epsilon) * scale + bias
-
-
 def same_padding(kernel: int, dilation: int) -> tuple[int, int]:
     total = (kernel - 1) * dilation
     return total // 2, total - total // 2
@@ -156,7 +130,8 @@ class TapNetEncoder(nn.Module):
                     width, (k,), padding="SAME", kernel_dilation=self.dilation, name=f"conv_{i}"
                 )(flat)
                 h = flat.reshape((n_groups, -1, *flat.shape[1:]))
-            h = MaskedBatchNorm(name=f"norm_{i}")(h, weight)
+            # Statistics per group, over the episode's real time steps only.
+            h = BatchStatNorm(axes=(1, 2), name=f"norm_{i}")(h, weight)
             # Re-zero padded steps: the next convolution must see the zeros a shorter
             # series' own padding would give, and pooling must ignore them.
             h = nn.leaky_relu(h) * weight

@@ -72,7 +72,7 @@ def numpy_conv_relation(params, classes, queries, present):
     )  # 3x3 SAME convolution
     mean = x[mask].mean((0, 1, 2))
     var = x[mask].var((0, 1, 2))
-    bn = p["MaskedBatchStatNorm_0"]
+    bn = p["BatchStatNorm_0"]
     x = (x - mean) / np.sqrt(var + 1e-5) * bn["scale"] + bn["bias"]
     x = np.maximum(x, 0)
     x = x[:, : h // 2 * 2, : w // 2 * 2].reshape(len(x), h // 2, 2, w // 2, 2, -1).max((2, 4))
