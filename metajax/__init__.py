@@ -16,17 +16,22 @@ from metajax.episodes import (
     sample_episode,
 )
 from metajax.finetune import finetune
+from metajax.idemenet import idemenet
 from metajax.imaml import imaml
 from metajax.inner_loop import FirstOrder, Implicit, Unrolled, adapt, adapted_loss
 from metajax.learner import Learner
 from metajax.maml import fomaml, maml
+from metajax.mann import MemoryState, lstm_baseline, mann
 from metajax.matching import matching_networks
+from metajax.metanet import meta_networks
 from metajax.metasgd import metasgd
 from metajax.models import Model, conv4, mlp
 from metajax.protonet import protonet
 from metajax.relation import relation_network
 from metajax.reptile import reptile
+from metajax.sequence import Sequence, episode_sequence
 from metajax.siamese import AffineDistortion, pair_sampler, siamese
+from metajax.snail import snail
 from metajax.tapnet import tapnet
 from metajax.trainer import (
     Evaluation,
@@ -49,7 +54,9 @@ __all__ = [
     "FirstOrder",
     "Implicit",
     "Learner",
+    "MemoryState",
     "Model",
+    "Sequence",
     "Split",
     "TrainState",
     "Unrolled",
@@ -58,16 +65,21 @@ __all__ = [
     "anil",
     "conv4",
     "datasets",
+    "episode_sequence",
     "evaluate",
     "finetune",
     "fomaml",
+    "idemenet",
     "imaml",
     "init_state",
+    "lstm_baseline",
     "make_evaluator",
-    "maml",
     "make_train_step",
+    "maml",
+    "mann",
     "matching_networks",
     "mean_ci95",
+    "meta_networks",
     "meta_train",
     "metasgd",
     "mlp",
@@ -79,5 +91,6 @@ __all__ = [
     "sample_batch",
     "sample_episode",
     "siamese",
+    "snail",
     "tapnet",
 ]

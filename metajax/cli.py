@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import jax
+import numpy as np
 import optax
 
 from metajax import checkpoint, datasets
@@ -23,23 +24,32 @@ from metajax.anil import anil
 from metajax.datasets import sinusoid_sampler
 from metajax.episodes import pool_sampler
 from metajax.finetune import finetune
+from metajax.idemenet import idemenet
 from metajax.imaml import imaml
 from metajax.maml import fomaml, maml
+from metajax.mann import lstm_baseline, mann
 from metajax.matching import matching_networks
+from metajax.metanet import meta_networks
 from metajax.metasgd import metasgd
 from metajax.models import conv4, mlp
 from metajax.protonet import protonet
 from metajax.relation import relation_embedding, relation_module, relation_network
 from metajax.reptile import reptile
 from metajax.siamese import siamese
+from metajax.snail import snail
 from metajax.tapnet import tapnet
 from metajax.trainer import evaluate, meta_train
 
 # Learners whose network ends in an N-way head: they train and test at the same ways.
 HEAD_LEARNERS = ("maml", "fomaml", "imaml", "reptile", "metasgd", "anil", "finetune")
 # Metric-based learners: compare queries with the support set, so any ways at test.
-METRIC_LEARNERS = ("protonet", "matching", "relation", "siamese", "tapnet")
-LEARNERS = (*METRIC_LEARNERS, *HEAD_LEARNERS)
+METRIC_LEARNERS = ("protonet", "matching", "relation", "siamese", "tapnet", "idemenet")
+# Model-based learners whose output has one unit per way: same ways at train and test.
+MODEL_LEARNERS = ("mann", "lstm", "snail", "metanet")
+LEARNERS = (*METRIC_LEARNERS, *HEAD_LEARNERS, *MODEL_LEARNERS)
+FIXED_WAYS = (*HEAD_LEARNERS, *MODEL_LEARNERS)
+# IDeMe-Net's gallery: at most this many meta-train images, one per class first.
+GALLERY_SIZE = 2048
 MODELS = ("auto", "conv4", "conv2", "mlp")
 REGRESSION = ("sinusoid",)
 
@@ -51,9 +61,24 @@ def _positive(text: str) -> int:
     return value
 
 
-def _make_learner(config: dict):
-    """The learner a saved config describes; inner-loop options left None keep paper defaults."""
+def _gallery(pool, seed: int):
+    """IDeMe-Net's gallery: up to ``GALLERY_SIZE`` meta-train images, spread over the classes."""
+    rng = np.random.default_rng(seed)
+    classes = rng.permutation(pool.shape[0])[:GALLERY_SIZE]
+    per_class = max(1, min(pool.shape[1], GALLERY_SIZE // len(classes)))
+    examples = np.stack([rng.permutation(pool.shape[1])[:per_class] for _ in classes])
+    return np.asarray(pool[classes[:, None], examples]).reshape(-1, *pool.shape[2:])
+
+
+def _make_learner(config: dict, *, shots=None, queries=None, train_pool=None):
+    """The learner a saved config describes; inner-loop options left None keep paper defaults.
+
+    ``shots`` and ``queries`` are the episodes it will see (the sequence learners' length
+    depends on them); ``train_pool`` gives IDeMe-Net its gallery of meta-train images.
+    """
     name = config["learner"]
+    shots = shots or config["shots"]
+    queries = queries or config["queries"]
     if name not in LEARNERS:
         raise ValueError(f"learner must be one of {LEARNERS}, got {name!r}")
     if config["model"] not in MODELS[1:]:
@@ -78,6 +103,11 @@ def _make_learner(config: dict):
         "relation": (),
         "siamese": (),
         "tapnet": (),
+        "idemenet": (),
+        "mann": (),
+        "lstm": (),
+        "snail": (),
+        "metanet": (),
         "maml": ("inner_lr", "inner_steps", "test_inner_steps"),
         "fomaml": ("inner_lr", "inner_steps", "test_inner_steps"),
         "imaml": ("inner_lr", "inner_steps", "test_inner_steps", "proximal", "cg_steps"),
@@ -91,6 +121,32 @@ def _make_learner(config: dict):
         raise ValueError(f"--{unused[0].replace('_', '-')} does not apply to {name}")
     if name == "protonet":
         return protonet(model)
+    if name in ("mann", "lstm"):
+        # Santoro et al.'s sequence: every support and query example, labels one step late.
+        factory = mann if name == "mann" else lstm_baseline
+        return factory(ways=config["ways"], instances=shots + queries)
+    if name == "snail":
+        return snail(ways=config["ways"], shots=shots, embedding=model)
+    if name == "metanet":
+        blocks = {"conv4": 4, "conv2": 2, "mlp": 0}[config["model"]]
+        return meta_networks(ways=config["ways"], blocks=blocks)
+    if name == "idemenet":
+        if train_pool is None or train_pool.ndim != 5:
+            raise ValueError(
+                "learner idemenet deforms images: it needs an image dataset, "
+                f"got dataset {config['dataset']!r}"
+            )
+        # The deformation encoder pools by 2 per block: at most log2 of the image side.
+        side = min(train_pool.shape[2:4])
+        gallery = _gallery(train_pool, config["seed"])
+        return idemenet(
+            gallery=gallery,
+            neighbours=min(15, len(gallery)),
+            # Ranking the whole gallery would embed it every step; the benchmark's subset.
+            candidates=min(128, len(gallery)),
+            model=model,
+            deformation_blocks=max(1, min(4, int(np.log2(side)))),
+        )
     if name == "matching":
         return matching_networks(model)
     if name == "siamese":
@@ -135,6 +191,9 @@ def _optimizer(config: dict):
     schedule = optax.exponential_decay(
         config["lr"] or 1e-3, config["decay_every"], 0.5, staircase=True
     )
+    if config["learner"] in MODEL_LEARNERS:
+        # Recurrent and fast-weight learners can spike; Munkhdalai & Yu's code clips at 10.
+        return optax.chain(optax.clip_by_global_norm(10.0), optax.adam(schedule))
     return optax.adam(schedule)
 
 
@@ -198,7 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
         default="protonet",
         help="the meta-learning method (default: protonet): protonet (Snell 2017), matching "
         "(Vinyals 2016), relation (Sung 2018), siamese (Koch 2015), tapnet (Zhang 2020; "
-        "uea:NAME data), maml and "
+        "uea:NAME data), idemenet (Chen 2019), mann and lstm (Santoro 2016), snail (Mishra "
+        "2018), metanet (Munkhdalai 2017), maml and "
         "fomaml (Finn 2017), imaml (Rajeswaran 2019), reptile (Nichol 2018), metasgd (Li 2017), "
         "anil (Raghu 2020), finetune (pretrain + fine-tune baseline)",
     )
@@ -372,10 +432,15 @@ def _train(args) -> dict:
         args.out_dir
         or f"runs/{args.dataset.replace(':', '-')}-{args.learner}-{time.strftime('%Y%m%d-%H%M%S')}"
     )
-    if args.learner in HEAD_LEARNERS and config["test_ways"] != args.ways:
+    if args.learner in FIXED_WAYS and config["test_ways"] != args.ways:
         raise ValueError(
             f"test_ways must equal ways={args.ways} for {args.learner}, whose head has one "
             f"output per way; got {config['test_ways']}"
+        )
+    if args.learner == "snail" and config["test_shots"] != args.shots:
+        raise ValueError(
+            f"test_shots must equal shots={args.shots} for snail, whose temporal convolutions "
+            f"are sized by the sequence length; got {config['test_shots']}"
         )
     sampler = _sampler(
         config, dataset, "train", ways=args.ways, shots=args.shots, queries=args.queries
@@ -389,7 +454,7 @@ def _train(args) -> dict:
         shots=config["test_shots"],
         queries=config["test_queries"],
     )
-    learner = _make_learner(config)
+    learner = _make_learner(config, train_pool=train_pool)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     state, _ = meta_train(
@@ -404,8 +469,14 @@ def _train(args) -> dict:
     )
     checkpoint.save_params(out / "params.msgpack", state.params)
     print(f"saved the run in {out}")
+    test_learner = _make_learner(
+        config,
+        shots=config["test_shots"],
+        queries=config["test_queries"],
+        train_pool=train_pool,
+    )
     summary = _test(
-        learner,
+        test_learner,
         state.params,
         dataset,
         config,
@@ -429,13 +500,23 @@ def _eval(args) -> dict:
     ways = args.ways or config["test_ways"]
     shots = args.shots or config["test_shots"]
     queries = args.queries or config["test_queries"]
-    if config["learner"] in HEAD_LEARNERS and ways != config["ways"]:
+    if config["learner"] in FIXED_WAYS and ways != config["ways"]:
         raise ValueError(
             f"ways must equal the run's {config['ways']} for {config['learner']}, whose head "
             f"has one output per way; got {ways}"
         )
+    if config["learner"] == "snail" and shots != config["shots"]:
+        raise ValueError(
+            f"shots must equal the run's {config['shots']} for snail, whose temporal "
+            f"convolutions are sized by the sequence length; got {shots}"
+        )
     sampler = _sampler(config, dataset, args.split, ways=ways, shots=shots, queries=queries)
-    learner = _make_learner(config)
+    learner = _make_learner(
+        config,
+        shots=shots,
+        queries=queries,
+        train_pool=None if dataset is None else dataset.pool("train"),
+    )
     template = learner.init(jax.random.key(0), sampler.sample(jax.random.key(0), sampler.data))
     params = checkpoint.load_params(run / "params.msgpack", template)
     return _test(

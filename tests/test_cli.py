@@ -151,6 +151,41 @@ def test_metric_learners_run_through_the_same_cli(learner, dataset, ways, tmp_pa
     assert main(["eval", str(out), "--eval-episodes", "4"]) == 0
 
 
+@pytest.mark.parametrize("learner", ["mann", "lstm", "snail", "metanet", "idemenet"])
+def test_model_based_learners_run_through_the_same_cli(learner, tmp_path, capsys):
+    """Trained at 2 queries, tested at 3: the sequence learners are rebuilt for the test length."""
+    out = tmp_path / learner
+    rc = main(
+        [
+            "train",
+            "--learner",
+            learner,
+            "--queries",
+            "2",
+            "--test-queries",
+            "3",
+            "--steps",
+            "2",
+            "--out-dir",
+            str(out),
+            "--eval-episodes",
+            "4",
+            "--no-progress",
+        ]
+    )
+    assert rc == 0, capsys.readouterr().err
+    assert "(5-way 1-shot, 4 episodes)" in capsys.readouterr().out
+    assert main(["eval", str(out), "--eval-episodes", "4", "--queries", "4"]) == 0
+
+
+def test_model_based_learners_refuse_other_ways_or_shots(capsys):
+    assert main(["train", "--learner", "mann", "--test-ways", "3", "--no-progress"]) == 2
+    assert "test_ways must equal ways=5 for mann" in capsys.readouterr().err
+    assert main(["train", "--learner", "snail", "--test-shots", "2", "--no-progress"]) == 2
+    assert "test_shots must equal shots=1 for snail" in capsys.readouterr().err
+    assert main(["train", "--learner", "idemenet", "--dataset", "sinusoid", "--no-progress"]) == 2
+
+
 def test_tapnet_needs_time_series(capsys):
     assert main(["train", "--learner", "tapnet", "--steps", "1", "--no-progress"]) == 2
     assert "learner tapnet needs a multivariate time-series dataset" in capsys.readouterr().err
