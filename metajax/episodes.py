@@ -17,7 +17,8 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
+
+from metajax.validation import check_int
 
 Array = jax.Array
 
@@ -59,9 +60,8 @@ class EpisodeSampler(NamedTuple):
 
 def check_episode_config(*, ways: int, shots: int, queries: int, classes: int, examples: int):
     """Raises a ``ValueError`` naming the argument when an episode cannot be drawn."""
-    for name, value, low in (("ways", ways, 1), ("shots", shots, 1), ("queries", queries, 1)):
-        if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < low:
-            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    for name, value in (("ways", ways), ("shots", shots), ("queries", queries)):
+        check_int(name, value, 1)
     if ways > classes:
         raise ValueError(
             f"ways={ways} is larger than the {classes} classes in the pool; "

@@ -53,12 +53,12 @@ from typing import NamedTuple
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from metajax.episodes import Episode, Split
 from metajax.learner import Learner
 from metajax.sequence import Sequence, check_labels, episode_sequence, split_sequence
+from metajax.validation import check_int
 
 Array = jax.Array
 
@@ -322,13 +322,6 @@ class LSTMBaseline(nn.Module):
         return _scan(LSTMCell)(ways=self.ways, hidden=self.hidden, name="cell")(state, inputs)
 
 
-def _check_int(name: str, value, low: int, high: int | None = None, why: str = ""):
-    bad = not isinstance(value, int | np.integer) or isinstance(value, bool)
-    if bad or value < low or (high is not None and value > high):
-        allowed = f">= {low}" if high is None else f"in [{low}, {high}]"
-        raise ValueError(f"{name} must be an integer {allowed}{why}, got {value!r}")
-
-
 def _step_inputs(x: Array, previous_label: Array, dtype) -> Array:
     """``[T, features + ways]``: the flattened input beside the previous step's one-hot label."""
     flat = x.reshape(x.shape[0], -1).astype(dtype)
@@ -434,12 +427,12 @@ def mann(
       >>> predict(params, episode.support, episode.query.x, jax.random.key(4)).shape
       (6, 3)
     """
-    _check_int("ways", ways, 1)
-    _check_int("instances", instances, 1)
-    _check_int("read_heads", read_heads, 1)
-    _check_int("memory_size", memory_size, 1)
-    _check_int("controller", controller, 1)
-    _check_int(
+    check_int("ways", ways, 1)
+    check_int("instances", instances, 1)
+    check_int("read_heads", read_heads, 1)
+    check_int("memory_size", memory_size, 1)
+    check_int("controller", controller, 1)
+    check_int(
         "memory_slots",
         memory_slots,
         max(ways, read_heads),
@@ -493,9 +486,9 @@ def lstm_baseline(*, ways: int, instances: int, hidden: int = 200) -> Learner:
       >>> jax.jit(learner.loss)(params, episode, jax.random.key(3))[1]["instance_2"].shape
       ()
     """
-    _check_int("ways", ways, 1)
-    _check_int("instances", instances, 1)
-    _check_int("hidden", hidden, 1)
+    check_int("ways", ways, 1)
+    check_int("instances", instances, 1)
+    check_int("hidden", hidden, 1)
     network = LSTMBaseline(ways=ways, hidden=hidden)
 
     def initial_state(dtype):

@@ -74,6 +74,7 @@ from metajax.learner import Learner
 from metajax.losses import classification_loss
 from metajax.models import im2col_conv
 from metajax.protonet import check_split
+from metajax.validation import check_int
 
 
 def log_and_sign(g: jax.Array, k: float = 7.0) -> jax.Array:
@@ -287,8 +288,7 @@ def meta_networks(
         ("meta_hidden", meta_hidden, 1),
         ("representation_steps", representation_steps, 1),
     ):
-        if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < low:
-            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        check_int(name, value, low)
     hidden = tuple(hidden)
     if not hidden or any(not isinstance(h, int | np.integer) or h < 1 for h in hidden):
         raise ValueError(f"hidden must be a non-empty sequence of integers >= 1, got {hidden!r}")

@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from metajax.episodes import Episode, Split
+from metajax.validation import check_int
 
 Array = jax.Array
 
@@ -42,11 +43,6 @@ class Sequence(NamedTuple):
     previous_label: Array
     y: Array
     instance: Array
-
-
-def _check_int(name: str, value, low: int):
-    if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
 
 
 def _check_split(split: Split, name: str):
@@ -85,7 +81,7 @@ def offset_labels(y: Array, ways: int) -> Array:
       >>> offset_labels(jnp.array([2, 0, 1]), 3).astype(int).tolist()
       [[0, 0, 0], [0, 0, 1], [1, 0, 0]]
     """
-    _check_int("ways", ways, 1)
+    check_int("ways", ways, 1)
     one_hot = jax.nn.one_hot(y, ways, dtype=jnp.float32)
     return jnp.concatenate([jnp.zeros_like(one_hot[:1]), one_hot[:-1]])
 
@@ -98,7 +94,7 @@ def instance_numbers(y: Array, ways: int) -> Array:
       >>> instance_numbers(jnp.array([1, 0, 1, 1, 0]), 2).tolist()
       [1, 1, 2, 3, 2]
     """
-    _check_int("ways", ways, 1)
+    check_int("ways", ways, 1)
     one_hot = jax.nn.one_hot(y, ways, dtype=jnp.int32)
     return jnp.sum(jnp.cumsum(one_hot, axis=0) * one_hot, axis=-1)
 
@@ -113,7 +109,7 @@ def split_sequence(split: Split, key: Array | None, *, ways: int) -> Sequence:
       >>> seq.instance.tolist(), seq.previous_label[1].tolist()
       ([1, 1, 2, 2], [1.0, 0.0])
     """
-    _check_int("ways", ways, 1)
+    check_int("ways", ways, 1)
     _check_split(split, "split")
     check_labels(split.y, ways, "split.y")
     x, y = split.x, split.y
@@ -151,8 +147,8 @@ def episode_sequence(episode: Episode, key: Array, *, ways: int, instances: int)
       >>> seq.x.shape, seq.previous_label.shape, int(seq.instance.max())
       ((15, 4), (15, 3), 5)
     """
-    _check_int("ways", ways, 1)
-    _check_int("instances", instances, 1)
+    check_int("ways", ways, 1)
+    check_int("instances", instances, 1)
     _check_split(episode.support, "support")
     _check_split(episode.query, "query")
     if episode.support.x.shape[1:] != episode.query.x.shape[1:]:

@@ -58,6 +58,7 @@ from metajax.learner import Learner
 from metajax.losses import classification_loss
 from metajax.models import Model, conv4
 from metajax.protonet import check_split
+from metajax.validation import check_int
 
 Array = jax.Array
 
@@ -242,11 +243,6 @@ def episode_sequences(
     return prefix, tail
 
 
-def _check_positive_int(name: str, value):
-    if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-
-
 def snail(
     *,
     ways: int,
@@ -290,9 +286,9 @@ def snail(
       >>> learner.predict(params, episode.support, episode.query.x, jax.random.key(4)).shape
       (6, 3)
     """
-    _check_positive_int("ways", ways)
-    _check_positive_int("shots", shots)
-    _check_positive_int("filters", filters)
+    check_int("ways", ways, 1)
+    check_int("shots", shots, 1)
+    check_int("filters", filters, 1)
     attention = tuple(tuple(pair) for pair in attention)
     if not attention or any(
         len(pair) != 2
