@@ -68,6 +68,7 @@ from metajax.learner import Learner
 from metajax.losses import classification_loss
 from metajax.models import BatchStatNorm, Model, conv4, max_pool_2x2
 from metajax.protonet import check_split, pairwise_distance, prototypes
+from metajax.validation import check_int
 
 SELECTIONS = ("nearest", "random")
 
@@ -236,15 +237,10 @@ def idemenet(
     if n_gallery < 1:
         raise ValueError("gallery must hold at least one image, got an empty gallery")
     image_shape = tuple(int(s) for s in shape[1:])
-    for name, value in (("generated", generated), ("neighbours", neighbours)):
-        if not _is_int(value) or value < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    if not _is_int(deformation_filters) or deformation_filters < 1:
-        raise ValueError(
-            f"deformation_filters must be an integer >= 1, got {deformation_filters!r}"
-        )
-    if not _is_int(deformation_blocks) or deformation_blocks < 0:
-        raise ValueError(f"deformation_blocks must be an integer >= 0, got {deformation_blocks!r}")
+    check_int("generated", generated, 1)
+    check_int("neighbours", neighbours, 1)
+    check_int("deformation_filters", deformation_filters, 1)
+    check_int("deformation_blocks", deformation_blocks, 0)
     if 2**deformation_blocks > min(height, width):
         raise ValueError(
             f"deformation_blocks={deformation_blocks} pools {height}x{width} images below 1x1; "
