@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -19,9 +22,10 @@ import jax
 import numpy as np
 import optax
 
-from metajax import checkpoint, datasets
+from metajax import checkpoint, datasets, distributed
 from metajax.anil import anil
 from metajax.datasets import sinusoid_sampler
+from metajax.distributed import check_tasks, task_mesh
 from metajax.episodes import pool_sampler
 from metajax.finetune import finetune
 from metajax.idemenet import idemenet
@@ -38,7 +42,7 @@ from metajax.reptile import reptile
 from metajax.siamese import siamese
 from metajax.snail import snail
 from metajax.tapnet import tapnet
-from metajax.trainer import evaluate, meta_train
+from metajax.trainer import NonFiniteError, evaluate, meta_train, validation_metric
 
 # Learners whose network ends in an N-way head: they train and test at the same ways.
 HEAD_LEARNERS = ("maml", "fomaml", "imaml", "reptile", "metasgd", "anil", "finetune")
@@ -345,6 +349,58 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="where the run is saved (default: runs/<dataset>-<learner>-<time>)",
     )
+    train.add_argument(
+        "--devices",
+        type=_positive,
+        default=None,
+        help="devices to split each meta-batch's tasks across; --tasks must be a multiple "
+        "(default: every device JAX sees, on every host)",
+    )
+    train.add_argument(
+        "--checkpoint-every",
+        type=_positive,
+        default=500,
+        help="meta-steps between orbax checkpoints in <out-dir>/checkpoints, a multiple of "
+        "--log-every; also at each validation and at the end (default: 500)",
+    )
+    train.add_argument(
+        "--keep", type=_positive, default=3, help="recent checkpoints to keep (default: 3)"
+    )
+    train.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out-dir from its newest readable checkpoint, exactly",
+    )
+    train.add_argument(
+        "--validate-every",
+        type=_positive,
+        default=None,
+        help="meta-validate every this many steps on the dataset's val classes and keep the "
+        "best checkpoint; a multiple of --log-every (default: no validation)",
+    )
+    train.add_argument(
+        "--val-episodes",
+        type=_positive,
+        default=200,
+        help="episodes per validation pass (default: 200)",
+    )
+    train.add_argument(
+        "--log-every",
+        type=_positive,
+        default=50,
+        help="meta-steps per line of metrics.jsonl and per finiteness check (default: 50)",
+    )
+    for flag, text in (
+        ("--coordinator-address", "multi-host: the coordinator's host:port"),
+        ("--num-processes", "multi-host: the number of processes"),
+        ("--process-id", "multi-host: this process's index"),
+    ):
+        train.add_argument(
+            flag,
+            type=int if flag != "--coordinator-address" else str,
+            default=None,
+            help=f"{text} (all three, or none; see jax.distributed.initialize)",
+        )
     _add_data_options(train)
 
     ev = sub.add_parser(
@@ -395,7 +451,54 @@ def _setting(config, ways, shots):
     return f"{ways}-way {shots}-shot"
 
 
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _check_resume(out: Path, config: dict, resume: bool) -> None:
+    """A resumed run must be the same run; a fresh one must not overwrite checkpoints."""
+    saved = out / "config.json"
+    has_checkpoints = (out / "checkpoints").is_dir() and any((out / "checkpoints").iterdir())
+    if not resume:
+        if has_checkpoints:
+            raise ValueError(
+                f"--out-dir {out} already holds checkpoints of a run: pass --resume to continue "
+                "it, or choose another --out-dir"
+            )
+        return
+    if not saved.is_file():
+        return
+    before = json.loads(saved.read_text())
+    # Steps may grow on resume (train longer); everything else defines the run.
+    changed = sorted(
+        k for k in set(before) | set(config) if k != "steps" and before.get(k) != config.get(k)
+    )
+    if changed:
+        k = changed[0]
+        raise ValueError(
+            f"--resume continues the run saved in {out}, but {k} differs: "
+            f"{before.get(k)!r} there, {config.get(k)!r} now"
+        )
+
+
+def _best_params(directory: Path, state, history, metric):
+    name, mode = metric
+    scored = [r for r in history if name in r]
+    pick = (max if mode == "max" else min)(scored, key=lambda r: r[name])
+    manager = checkpoint.checkpoint_manager(directory)
+    try:
+        best, _, _ = checkpoint.restore_state(manager, state, step=pick["step"])
+    finally:
+        manager.close()
+    print(f"best meta-validation {name} {pick[name]:.4f} at step {pick['step']}")
+    return best.params
+
+
 def _train(args) -> dict:
+    if args.coordinator_address is not None or args.num_processes is not None:
+        distributed.initialize(args.coordinator_address, args.num_processes, args.process_id)
     dataset = _load_dataset(args.dataset, args)
     train_pool = None if dataset is None else dataset.pool("train")
     config = {
@@ -455,9 +558,25 @@ def _train(args) -> dict:
         queries=config["test_queries"],
     )
     learner = _make_learner(config, train_pool=train_pool)
+    mesh = task_mesh(args.devices)
+    check_tasks(args.tasks, mesh, name="--tasks")
+    validation = None
+    if args.validate_every is not None:
+        if dataset is None or "val" not in dataset.splits:
+            raise ValueError(
+                f"--validate-every needs a dataset with val classes; {args.dataset} has "
+                f"{'none' if dataset is None else ', '.join(dataset.splits)}"
+            )
+        validation = (
+            _sampler(
+                config, dataset, "val", ways=args.ways, shots=args.shots, queries=args.queries
+            ),
+            args.validate_every,
+        )
+    _check_resume(out, config, args.resume)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-    state, _ = meta_train(
+    _write_text(out / "config.json", json.dumps(config, indent=2) + "\n")
+    state, history = meta_train(
         learner,
         sampler,
         _optimizer(config),
@@ -465,9 +584,23 @@ def _train(args) -> dict:
         key=jax.random.key(args.seed),
         tasks=args.tasks,
         metrics_path=out / "metrics.jsonl",
+        log_every=args.log_every,
         progress=not args.no_progress,
+        validation=validation,
+        validation_episodes=args.val_episodes,
+        mesh=mesh,
+        checkpoint_dir=out / "checkpoints",
+        checkpoint_every=args.checkpoint_every,
+        keep=args.keep,
+        resume=args.resume,
+        name=args.learner,
     )
     checkpoint.save_params(out / "params.msgpack", state.params)
+    params = state.params
+    if validation is not None:
+        # Model selection on the meta-validation classes, as the papers report.
+        params = _best_params(out / "checkpoints", state, history, validation_metric(validation[0]))
+        checkpoint.save_params(out / "params_best.msgpack", params)
     print(f"saved the run in {out}")
     test_learner = _make_learner(
         config,
@@ -477,7 +610,7 @@ def _train(args) -> dict:
     )
     summary = _test(
         test_learner,
-        state.params,
+        params,
         dataset,
         config,
         args,
@@ -532,17 +665,30 @@ def _eval(args) -> dict:
     )
 
 
+def _stop_on_sigterm(signum, frame):
+    # A scheduler's SIGTERM unwinds like Ctrl-C, so pending checkpoint writes finish.
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _stop_on_sigterm) if main_thread else None
     try:
         if args.command == "train":
             _train(args)
         else:
             _eval(args)
+    except NonFiniteError as err:
+        print(f"metajax {args.command}: error: {err}", file=sys.stderr)
+        return 3
     except ValueError as err:
         # Bad input is the user's to fix: say what, without a traceback into library code.
         print(f"metajax {args.command}: error: {err}", file=sys.stderr)
         return 2
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
     return 0
 
 

@@ -21,10 +21,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.sharding import Mesh
 from tqdm.auto import tqdm
 
+from metajax.distributed import check_tasks, replicate, replicated, task_sharded
 from metajax.episodes import EpisodeSampler
 from metajax.learner import Learner
+from metajax.validation import check_int
 
 Array = jax.Array
 
@@ -78,6 +81,7 @@ def make_train_step(
     *,
     tasks: int,
     task_chunk: int | None = None,
+    mesh: Mesh | None = None,
 ) -> Callable[[TrainState, Any], tuple[TrainState, dict[str, Array]]]:
     """The jitted meta-step ``(state, data) -> (state, metrics)`` over ``tasks`` tasks.
 
@@ -89,43 +93,93 @@ def make_train_step(
       task_chunk: ``None`` vmaps all tasks at once; an integer runs chunks of that
         many vmapped tasks one after another (``jax.lax.map``), which bounds the
         memory of the activations kept for the backward pass at some cost in speed.
+        With a mesh, the chunks are taken within each device's tasks.
+      mesh: a :func:`~metajax.distributed.task_mesh`: the tasks are split across its
+        devices (data parallel, parameters replicated) and ``tasks`` must be a
+        multiple of its size. Place the state and data on it with
+        :func:`~metajax.distributed.replicate`. ``None`` runs on the default device.
 
+    The metrics hold the task means of the learner's metrics, and ``finite``: 1.0
+    when the loss, every gradient entry and every updated parameter were finite at
+    this step, else 0.0.
     The state's buffers are donated: do not reuse a state after passing it in.
     """
-    if not isinstance(tasks, int) or tasks < 1:
-        raise ValueError(f"tasks (meta-batch size) must be an integer >= 1, got {tasks!r}")
-    if task_chunk is not None and (not isinstance(task_chunk, int) or task_chunk < 1):
-        raise ValueError(f"task_chunk must be None or an integer >= 1, got {task_chunk!r}")
+    check_int("tasks (meta-batch size)", tasks, 1)
+    if task_chunk is not None:
+        check_int("task_chunk", task_chunk, 1, why=" or None")
+    devices = 1
+    if mesh is not None:
+        check_tasks(tasks, mesh)
+        devices = mesh.size
 
-    def batch_loss(params, episodes, keys):
+    def task_losses(params, episodes, keys):
         if task_chunk is None:
-            losses, metrics = jax.vmap(learner.loss, in_axes=(None, 0, 0))(params, episodes, keys)
-        else:
-            losses, metrics = jax.lax.map(
+            return jax.vmap(learner.loss, in_axes=(None, 0, 0))(params, episodes, keys)
+        if devices == 1:
+            return jax.lax.map(
                 lambda task: learner.loss(params, *task), (episodes, keys), batch_size=task_chunk
             )
+        # Chunk within each device's slice: a leading device axis keeps the task split
+        # intact, where chunking the global axis would move tasks between devices.
+        per_device = jax.tree.map(
+            lambda a: a.reshape((devices, tasks // devices, *a.shape[1:])), (episodes, keys)
+        )
+        losses, metrics = jax.vmap(
+            lambda chunk: jax.lax.map(
+                lambda task: learner.loss(params, *task), chunk, batch_size=task_chunk
+            )
+        )(per_device)
+        return jax.tree.map(lambda a: a.reshape((tasks, *a.shape[2:])), (losses, metrics))
+
+    def batch_loss(params, episodes, keys):
+        losses, metrics = task_losses(params, episodes, keys)
         return losses.mean(), jax.tree.map(jnp.mean, metrics)
+
+    def split_tasks(keys):
+        if mesh is None:
+            return keys
+        return jax.lax.with_sharding_constraint(keys, task_sharded(mesh))
 
     def step(state: TrainState, data):
         key, sample_key, loss_key = jax.random.split(state.key, 3)
-        sample_keys = jax.random.split(sample_key, tasks)
+        # Each device samples the tasks whose keys it holds: sampling is sharded too.
+        sample_keys = split_tasks(jax.random.split(sample_key, tasks))
         episodes = jax.vmap(sampler.sample, in_axes=(0, None))(sample_keys, data)
-        (_, metrics), grads = jax.value_and_grad(batch_loss, has_aux=True)(
-            state.params, episodes, jax.random.split(loss_key, tasks)
+        (loss, metrics), grads = jax.value_and_grad(batch_loss, has_aux=True)(
+            state.params, episodes, split_tasks(jax.random.split(loss_key, tasks))
         )
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
+        # The new parameters too: an optimizer can overflow from finite gradients, and a
+        # checkpoint must never hold what a later step would only then reveal.
+        finite = jnp.isfinite(loss)
+        for leaf in jax.tree.leaves((grads, params)):
+            if jnp.issubdtype(leaf.dtype, jnp.inexact):
+                finite &= jnp.all(jnp.isfinite(leaf))
+        metrics = {**metrics, "finite": finite.astype(jnp.float32)}
         return TrainState(state.step + 1, params, opt_state, key), metrics
 
-    return jax.jit(step, donate_argnums=0)
+    if mesh is None:
+        return jax.jit(step, donate_argnums=0)
+    return jax.jit(
+        step,
+        in_shardings=(replicated(mesh), replicated(mesh)),
+        out_shardings=(replicated(mesh), replicated(mesh)),
+        donate_argnums=0,
+    )
 
 
-def make_eval_step(learner: Learner, sampler: EpisodeSampler, *, tasks: int):
+def make_eval_step(
+    learner: Learner, sampler: EpisodeSampler, *, tasks: int, mesh: Mesh | None = None
+):
     """The jitted ``(params, key, data) -> per-task metric arrays`` over ``tasks`` test tasks.
 
     Classification tasks (integer query labels) report accuracy; regression tasks
-    report the mean squared error of ``predict`` against the query targets.
+    report the mean squared error of ``predict`` against the query targets. With a
+    ``mesh``, ``params`` and ``data`` must be replicated on it; the tasks are split
+    across its devices when ``tasks`` is a multiple of its size.
     """
+    check_int("tasks", tasks, 1)
 
     def one(params, key, data):
         episode_key, predict_key = jax.random.split(key)
@@ -137,29 +191,39 @@ def make_eval_step(learner: Learner, sampler: EpisodeSampler, *, tasks: int):
 
     def step(params, key, data):
         keys = jax.random.split(key, tasks)
+        if mesh is not None and tasks % mesh.size == 0:
+            keys = jax.lax.with_sharding_constraint(keys, task_sharded(mesh))
         return jax.vmap(one, in_axes=(None, 0, None))(params, keys, data)
 
-    return jax.jit(step)
+    if mesh is None:
+        return jax.jit(step)
+    return jax.jit(step, in_shardings=replicated(mesh), out_shardings=replicated(mesh))
 
 
 def make_evaluator(
-    learner: Learner, sampler: EpisodeSampler, *, episodes: int = 600, batch: int = 50
+    learner: Learner,
+    sampler: EpisodeSampler,
+    *,
+    episodes: int = 600,
+    batch: int = 50,
+    mesh: Mesh | None = None,
 ) -> Callable[[Any, Array], Evaluation]:
     """``(params, key) -> Evaluation`` over ``episodes`` test tasks, compiled once.
 
     Use this rather than :func:`evaluate` to score repeatedly (e.g. validation
-    during training) without recompiling.
+    during training) without recompiling. With a ``mesh`` the parameters are
+    expected replicated on it (as :func:`meta_train` keeps them) and each batch of
+    test tasks is split across its devices.
     """
-    if not isinstance(episodes, int) or episodes < 2:
-        raise ValueError(f"episodes must be an integer >= 2, got {episodes!r}")
-    if not isinstance(batch, int) or batch < 1:
-        raise ValueError(f"batch must be an integer >= 1, got {batch!r}")
+    check_int("episodes", episodes, 2)
+    check_int("batch", batch, 1)
     batch = min(batch, episodes)
-    step = make_eval_step(learner, sampler, tasks=batch)
+    step = make_eval_step(learner, sampler, tasks=batch, mesh=mesh)
+    data = sampler.data if mesh is None else replicate(sampler.data, mesh)
 
     def run(params, key) -> Evaluation:
         chunks = [
-            jax.device_get(step(params, chunk_key, sampler.data))
+            jax.device_get(step(params, chunk_key, data))
             for chunk_key in jax.random.split(key, -(-episodes // batch))
         ]
         values = {k: np.concatenate([c[k] for c in chunks])[:episodes] for k in chunks[0]}
@@ -205,6 +269,30 @@ def evaluate(
     return make_evaluator(learner, sampler, episodes=episodes, batch=batch)(params, key)
 
 
+class NonFiniteError(FloatingPointError):
+    """A meta-step produced a non-finite loss or gradient; the run stopped before saving it."""
+
+
+def _learner_name(learner: Learner) -> str:
+    factory = learner.loss.__qualname__.split(".<locals>")[0]
+    module = learner.loss.__module__.rsplit(".", 1)[-1]
+    return factory if factory == module else f"{factory} ({learner.loss.__module__})"
+
+
+def validation_metric(sampler: EpisodeSampler) -> tuple[str, str]:
+    """The validation metric :func:`make_eval_step` reports for ``sampler``, and its best mode."""
+    episode = jax.eval_shape(sampler.sample, jax.random.key(0), sampler.data)
+    if jnp.issubdtype(episode.query.y.dtype, jnp.integer):
+        return "val_accuracy", "max"
+    return "val_mse", "min"
+
+
+def _write_lines(path: Path, records: list[dict]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
+    os.replace(tmp, path)
+
+
 def meta_train(
     learner: Learner,
     sampler: EpisodeSampler,
@@ -220,29 +308,57 @@ def meta_train(
     validation: tuple[EpisodeSampler, int] | None = None,
     validation_episodes: int = 200,
     time_limit: float | None = None,
+    mesh: Mesh | None = None,
+    checkpoint_dir: str | os.PathLike | None = None,
+    checkpoint_every: int | None = None,
+    keep: int = 3,
+    resume: bool = False,
+    name: str | None = None,
 ) -> tuple[TrainState, list[dict[str, float]]]:
     """Meta-trains ``learner`` for ``steps`` meta-steps of ``tasks`` tasks each.
 
+    The run is a deterministic function of ``key``: with checkpoints, a run killed at
+    any point and restarted with ``resume=True`` ends with the same parameters and
+    the same logged metrics (wall times aside) as one that was never interrupted.
+
     Args:
       learner: any :class:`~metajax.learner.Learner`.
-      sampler: meta-training episodes.
+      sampler: meta-training episodes. It is a pure function of the run's key, so the
+        key in the checkpoint is the whole state of the sampler.
       optimizer: the outer (meta) optimizer.
       steps: number of meta-steps.
       key: PRNG key; the run is a deterministic function of it.
       tasks: tasks per meta-step (the meta-batch), vmapped.
       params: initial meta-parameters; ``learner.init`` on a sampled episode if None.
       metrics_path: a JSONL file that gets one line of averaged metrics every
-        ``log_every`` steps (appended, so resumed runs extend it).
-      log_every: meta-steps per logged line and progress-bar refresh.
+        ``log_every`` steps (appended; on resume it is rewritten from the checkpoint's
+        log first, so lines logged after the last checkpoint are not repeated).
+      log_every: meta-steps per logged line, progress-bar refresh and finiteness check.
       progress: show a tqdm progress bar with the running loss and accuracy.
       validation: ``(sampler, every)``: evaluate on meta-validation episodes every
-        ``every`` meta-steps and log them with a ``val_`` prefix.
+        ``every`` meta-steps (a multiple of ``log_every``), log them with a ``val_``
+        prefix, checkpoint there, and keep the best checkpoint by that metric.
       validation_episodes: episodes per validation pass.
       time_limit: seconds of training after which to stop early, at the first logged
         step past it (a budgeted run); ``state.step`` says how many steps ran.
+      mesh: a :func:`~metajax.distributed.task_mesh`: split each meta-batch's tasks
+        across its devices (``tasks`` must be a multiple of its size). ``None`` runs
+        on the default device.
+      checkpoint_dir: where orbax checkpoints go; ``None`` writes none.
+      checkpoint_every: meta-steps between checkpoints, a multiple of ``log_every``
+        (default: 1000 rounded up to one); also at every validation pass and at the end.
+      keep: how many recent checkpoints to keep (the best one is kept besides).
+      resume: continue from the newest readable checkpoint in ``checkpoint_dir``
+        (start afresh if it holds none).
+      name: the learner's name in messages (default: its factory's name).
 
     Returns:
       The final :class:`TrainState` and the list of logged metric dicts.
+
+    Raises:
+      NonFiniteError: a meta-step's loss, gradient or new parameters were NaN or
+        infinite. The message names the step and the learner; no checkpoint is
+        written after the last good one.
 
     Example:
       >>> import jax, numpy as np, optax
@@ -253,40 +369,122 @@ def meta_train(
       >>> int(state.step), len(history)
       (4, 2)
     """
-    if not isinstance(steps, int) or steps < 0:
-        raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
-    if not isinstance(log_every, int) or log_every < 1:
-        raise ValueError(f"log_every must be an integer >= 1, got {log_every!r}")
-    if validation is not None and (
-        not isinstance(validation[1], int) or validation[1] < 1 or validation[1] % log_every
-    ):
-        raise ValueError(
-            f"validation every must be a multiple of log_every={log_every}, got {validation[1]!r}"
-        )
+    check_int("steps", steps, 0)
+    check_int("log_every", log_every, 1)
+    check_int("keep", keep, 1)
+    if validation is not None:
+        every = validation[1]
+        bad = not isinstance(every, int) or isinstance(every, bool) or every < 1
+        if bad or every % log_every:
+            raise ValueError(
+                f"validation every must be a multiple of log_every={log_every}, got {every!r}"
+            )
+    if checkpoint_every is None:
+        checkpoint_every = -(-1000 // log_every) * log_every
+    else:
+        check_int("checkpoint_every", checkpoint_every, 1)
+        if checkpoint_every % log_every:
+            raise ValueError(
+                f"checkpoint_every must be a multiple of log_every={log_every}, so that every "
+                f"checkpoint follows a finiteness check; got {checkpoint_every}"
+            )
     if time_limit is not None and not time_limit > 0:
         raise ValueError(f"time_limit must be > 0 seconds or None, got {time_limit!r}")
+    if resume and checkpoint_dir is None:
+        raise ValueError("resume=True needs checkpoint_dir, the folder to resume from")
+    name = name or _learner_name(learner)
     state = init_state(learner, optimizer, sampler, key, params)
-    step_fn = make_train_step(learner, optimizer, sampler, tasks=tasks)
-    history: list[dict[str, float]] = []
-    if metrics_path is not None:
-        Path(metrics_path).parent.mkdir(parents=True, exist_ok=True)
-    validate = None
+    data = sampler.data
+    if mesh is not None:
+        check_tasks(tasks, mesh)
+        state, data = replicate((state, data), mesh)
+    step_fn = make_train_step(learner, optimizer, sampler, tasks=tasks, mesh=mesh)
+    validate, best_metric, best_mode = None, None, "max"
     if validation is not None:
-        validate = make_evaluator(learner, validation[0], episodes=validation_episodes)
+        validate = make_evaluator(learner, validation[0], episodes=validation_episodes, mesh=mesh)
+        best_metric, best_mode = validation_metric(validation[0])
+    manager = None
+    if checkpoint_dir is not None:
+        from metajax.checkpoint import checkpoint_manager, restore_state, save_state
+
+        manager = checkpoint_manager(
+            checkpoint_dir, keep=keep, best_metric=best_metric, best_mode=best_mode
+        )
+    history: list[dict[str, float]] = []
+    best: dict | None = None
+    done, wall_before = 0, 0.0
+    if resume and manager.all_steps():
+        state, meta, done = restore_state(manager, state)
+        if meta.get("tasks") != tasks:
+            raise ValueError(
+                f"tasks={tasks} differs from the checkpointed run's {meta.get('tasks')}; "
+                "resume with the same settings"
+            )
+        history, best, wall_before = meta["history"], meta["best"], meta["wall_s"]
+    if metrics_path is not None:
+        metrics_path = Path(metrics_path)
+        metrics_path.parent.mkdir(parents=True, exist_ok=True)
+        if resume:
+            _write_lines(metrics_path, history)
+
+    def checkpoint(i: int, record: dict | None) -> None:
+        meta = {
+            "learner": name,
+            "tasks": tasks,
+            "history": history,
+            "best": best,
+            "wall_s": wall_before + time.perf_counter() - start,
+        }
+        ranked = None
+        if record is not None and best_metric in record:
+            ranked = {best_metric: record[best_metric]}
+        save_state(manager, i, state, meta, ranked)
+
     pending: list[dict[str, Array]] = []
     start = time.perf_counter()
-    bar = tqdm(total=steps, disable=not progress, dynamic_ncols=True, desc="meta-train")
-    for i in range(1, steps + 1):
-        state, metrics = step_fn(state, sampler.data)
-        pending.append(metrics)
-        if i % log_every == 0 or i == steps:
-            record = {"step": i, "wall_s": round(time.perf_counter() - start, 3)}
+    bar = tqdm(
+        total=steps, initial=done, disable=not progress, dynamic_ncols=True, desc="meta-train"
+    )
+    try:
+        for i in range(done + 1, steps + 1):
+            state, metrics = step_fn(state, data)
+            pending.append(metrics)
+            if i % log_every and i != steps:
+                continue
             fetched = jax.device_get(pending)
-            record.update({k: float(np.mean([m[k] for m in fetched])) for k in fetched[0]})
             pending = []
-            if validate is not None and (i % validation[1] == 0 or i == steps):
+            for offset, m in enumerate(fetched):
+                if not m["finite"]:
+                    bad = i - len(fetched) + 1 + offset
+                    last = None
+                    if manager is not None:
+                        manager.wait_until_finished()
+                        last = manager.latest_step()
+                    kept = (
+                        f"the last good checkpoint is step {last} in {manager.directory}"
+                        if last is not None
+                        else "no checkpoint was written"
+                    )
+                    raise NonFiniteError(
+                        f"meta-training of {name} stopped at meta-step {bad}: the loss, a "
+                        f"gradient or an updated parameter is not finite (loss "
+                        f"{float(m['loss'])}); {kept}"
+                    )
+            record = {"step": i, "wall_s": round(wall_before + time.perf_counter() - start, 3)}
+            record.update(
+                {k: float(np.mean([m[k] for m in fetched])) for k in fetched[0] if k != "finite"}
+            )
+            validated = validate is not None and (i % validation[1] == 0 or i == steps)
+            if validated:
                 val = validate(state.params, jax.random.fold_in(key, i))
                 record.update({f"val_{k}": v for k, v in val.mean.items()})
+                better = best is None or (
+                    record[best_metric] > best["value"]
+                    if best_mode == "max"
+                    else record[best_metric] < best["value"]
+                )
+                if better:
+                    best = {"step": i, "value": record[best_metric]}
             history.append(record)
             if metrics_path is not None:
                 with open(metrics_path, "a") as f:
@@ -295,7 +493,16 @@ def meta_train(
                 {k: f"{v:.4g}" for k, v in record.items() if k not in ("step", "wall_s")}
             )
             bar.update(i - bar.n)
-            if time_limit is not None and time.perf_counter() - start >= time_limit:
+            out_of_time = time_limit is not None and time.perf_counter() - start >= time_limit
+            if manager is not None and (
+                i % checkpoint_every == 0 or validated or i == steps or out_of_time
+            ):
+                checkpoint(i, record)
+            if out_of_time:
                 break
-    bar.close()
+    finally:
+        bar.close()
+        if manager is not None:
+            manager.wait_until_finished()
+            manager.close()
     return state, history

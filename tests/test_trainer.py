@@ -41,7 +41,8 @@ def test_train_step_does_not_recompile(digits_sampler):
     state, _ = step(state, digits_sampler.data)
     state, metrics = step(state, digits_sampler.data)
     assert step._cache_size() == 1
-    assert int(state.step) == 2 and set(metrics) == {"loss", "accuracy"}
+    assert int(state.step) == 2 and set(metrics) == {"loss", "accuracy", "finite"}
+    assert float(metrics["finite"]) == 1.0
 
 
 def test_batch_gradient_is_the_mean_of_per_task_gradients(digits_sampler):
@@ -195,5 +196,5 @@ def test_chunked_task_map_gives_the_vmapped_step(digits_sampler):
         jax.tree.map(
             lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-10), whole.params, chunked.params
         )
-    with pytest.raises(ValueError, match=r"task_chunk must be None or an integer >= 1"):
+    with pytest.raises(ValueError, match=r"task_chunk must be an integer >= 1 or None"):
         make_train_step(learner, opt, digits_sampler, tasks=2, task_chunk=0)
