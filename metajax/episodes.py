@@ -85,6 +85,9 @@ def check_pool(pool) -> tuple[int, int]:
         )
     if shape[0] < 1 or shape[1] < 1:
         raise ValueError(f"pool must hold at least one class and one example, got {tuple(shape)}")
+    dtype = getattr(pool, "dtype", None)
+    if dtype is None or not (jnp.issubdtype(dtype, jnp.number) or jnp.issubdtype(dtype, bool)):
+        raise ValueError(f"pool must hold numbers, got dtype {dtype}")
     return int(shape[0]), int(shape[1])
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import struct
+import zipfile
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -22,6 +25,27 @@ class DataNotFoundError(ValueError, FileNotFoundError):
 
 class CorruptDataError(ValueError):
     """Raised when a dataset file exists but cannot be read or fails verification."""
+
+
+# What the standard library raises on a damaged zip (or npz) archive, found by flipping
+# and truncating bytes: besides BadZipFile, a flipped version or method field gives
+# NotImplementedError, a flipped encryption flag RuntimeError, a cut header struct.error
+# or EOFError, a bad length ValueError. Loaders turn these into CorruptDataError naming
+# the file; image decoders add their own (Pillow also raises SyntaxError on bad chunks).
+ARCHIVE_ERRORS = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    zlib.error,
+    struct.error,
+    EOFError,
+    OSError,
+    ValueError,
+    KeyError,
+    IndexError,
+    NotImplementedError,
+    RuntimeError,
+    SyntaxError,
+)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -28,7 +28,6 @@ import re
 import tempfile
 import urllib.request
 import zipfile
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,6 +35,7 @@ import numpy as np
 from PIL import Image
 
 from metajax.datasets.base import (
+    ARCHIVE_ERRORS,
     CorruptDataError,
     DataNotFoundError,
     FewShotDataset,
@@ -56,6 +56,7 @@ ARCHIVES = {
     "images_evaluation": (659, "1f61a8f3366785b057fc117d9228e78a16e3d976c8953b2a10fcc74cf0609cee"),
 }
 VINYALS_SPLITS = ("train", "val", "test")
+ROTATIONS = (0, 90, 180, 270)
 _DRAWING = re.compile(
     r"^(?:.*/)?images_(?:background|evaluation)/([^/]+)/(character\d+)/\d+_(\d+)\.png$"
 )
@@ -125,13 +126,21 @@ def load_omniglot(
 
     index = {n: (a, i) for a in ARCHIVES for i, n in enumerate(names[a])}
     pools, class_names = {}, {}
+    listed_in: dict[str, Path] = {}
     for split in VINYALS_SPLITS:
-        entries = _vinyals_split(root, split, cache, download)
+        path, entries = _vinyals_split(root, split, cache, download)
         images = np.empty((len(entries), DRAWERS, image_size, image_size), np.uint8)
         for row, (character, degrees) in enumerate(entries):
             if character not in index:
                 raise CorruptDataError(
-                    f"Vinyals split {split!r} names {character!r}, which is in neither archive"
+                    f"{path}: Vinyals split {split!r} names {character!r}, which is in neither "
+                    "archive"
+                )
+            # A character in two splits would leak meta-test classes into meta-training.
+            if listed_in.setdefault(character, path) != path:
+                raise CorruptDataError(
+                    f"{path}: {character!r} is also listed in {listed_in[character]}; "
+                    "the Vinyals splits must not share a character"
                 )
             archive, i = index[character]
             # rotDDD in the split lists means PIL's counter-clockwise rotation, as np.rot90.
@@ -177,7 +186,10 @@ def _find_archive(root: Path | None, archive: str, cache: Path, download: bool) 
     )
 
 
-def _vinyals_split(root: Path | None, split: str, cache: Path, download: bool):
+def _vinyals_split(
+    root: Path | None, split: str, cache: Path, download: bool
+) -> tuple[Path, list[tuple[str, int]]]:
+    """The path of a split list and its ``(alphabet/characterNN, degrees)`` entries."""
     candidates = [cache / "vinyals_splits" / f"{split}.txt"]
     if root is not None:
         candidates.insert(0, root / "vinyals_splits" / f"{split}.txt")
@@ -195,13 +207,27 @@ def _vinyals_split(root: Path | None, split: str, cache: Path, download: bool):
                 f"Vinyals split list {split}.txt not found in {', '.join(map(str, candidates))} "
                 f"and downloading it failed ({err})"
             ) from err
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise CorruptDataError(f"{path} is not a readable text file ({err})") from err
     entries = []
-    for line in path.read_text().split():
-        match = re.fullmatch(r"(.+/character\d+)/rot(\d{3})", line)
-        if match is None or int(match[2]) % 90:
-            raise CorruptDataError(f"{path}: malformed line {line!r}")
-        entries.append((match[1], int(match[2])))
-    return entries
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        match = re.fullmatch(r"([^/\s]+/character\d+)/rot(\d{3})", line.strip())
+        if match is None or int(match[2]) not in ROTATIONS:
+            raise CorruptDataError(
+                f"{path}, line {number}: expected Alphabet/characterNN/rotDDD with DDD in "
+                f"000, 090, 180, 270, got {line[:80]!r}"
+            )
+        entry = (match[1], int(match[2]))
+        if entry in entries:
+            raise CorruptDataError(f"{path}, line {number}: {line.strip()!r} is listed twice")
+        entries.append(entry)
+    if not entries:
+        raise CorruptDataError(f"{path} lists no class")
+    return path, entries
 
 
 def _download(url: str, dest: Path, sha256: str | None) -> Path:
@@ -242,17 +268,43 @@ def _fingerprint(source: Path) -> str:
     return hashlib.sha256("\n".join(listing).encode()).hexdigest()[:16]
 
 
+def _digest(images: np.ndarray, names: list[str]) -> str:
+    h = hashlib.sha256(np.ascontiguousarray(images).tobytes())
+    h.update("\n".join(names).encode())
+    return h.hexdigest()
+
+
+def _read_cache(cached: Path, archive: str, image_size: int):
+    """The cached ``(images, names)``, or ``None`` when the cache is absent or damaged.
+
+    A flipped byte in an ``.npy`` header can still parse, as another dtype or shape, and
+    then reads a prefix of the data past zipfile's CRC check; the stored digest of the
+    content catches that.
+    """
+    if not cached.is_file():
+        return None
+    try:
+        with np.load(cached) as z:
+            images, names, digest = z["images"], [str(n) for n in z["names"]], str(z["digest"])
+    except ARCHIVE_ERRORS:
+        return None
+    shape = (ARCHIVES[archive][0], DRAWERS, image_size, image_size)
+    if images.dtype != np.uint8 or images.shape != shape or _digest(images, names) != digest:
+        return None
+    return images, names
+
+
 def _decoded(source: Path, archive: str, image_size: int, cache: Path):
     cached = cache / f"{archive}_{image_size}px_{_fingerprint(source)}.npz"
-    if cached.exists():
-        try:
-            with np.load(cached) as z:
-                return z["images"], [str(n) for n in z["names"]]
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
-            pass  # A damaged cache is rebuilt from the archive below.
+    hit = _read_cache(cached, archive, image_size)
+    if hit is not None:
+        return hit
+    # A damaged cache is rebuilt from the archive: it holds nothing the archive does not.
     images, names = _decode(source, archive, image_size)
     buffer = io.BytesIO()
-    np.savez(buffer, images=images, names=np.asarray(names))
+    np.savez(
+        buffer, images=images, names=np.asarray(names), digest=np.asarray(_digest(images, names))
+    )
     cache.mkdir(parents=True, exist_ok=True)
     _write_atomic(cached, buffer.getvalue())
     return images, names
@@ -278,10 +330,11 @@ def _decode(source: Path, archive: str, image_size: int):
             if match is None:
                 continue
             character = f"{match[1]}/{match[2]}"
-            with Image.open(io.BytesIO(payload)) as img:
+            # PNG only: garbage bytes can pass for a headerless format such as TGA.
+            with Image.open(io.BytesIO(payload), formats=("PNG",)) as img:
                 small = img.convert("L").resize((image_size, image_size), Image.Resampling.LANCZOS)
             drawings.setdefault(character, {})[int(match[3])] = 255 - np.asarray(small, np.uint8)
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, Image.DecompressionBombError) as err:
+    except (*ARCHIVE_ERRORS, Image.DecompressionBombError) as err:
         raise CorruptDataError(
             f"{source} is not a readable Omniglot archive ({type(err).__name__}: {err}); "
             "delete it and download it again"

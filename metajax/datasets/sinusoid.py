@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 
 from metajax.episodes import Episode, EpisodeSampler, Split
+from metajax.validation import check_int
 
 AMPLITUDE = (0.1, 5.0)
 PHASE = (0.0, float(jnp.pi))
@@ -34,12 +35,15 @@ def sample_sinusoid(
       >>> ep.support.x.shape, ep.query.y.shape
       ((5, 1), (10, 1))
     """
-    for name, value in (("shots", shots), ("queries", queries)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    for name, (low, high) in (("amplitude", amplitude), ("phase", phase), ("x_range", x_range)):
-        if not low <= high:
-            raise ValueError(f"{name} must be (low, high) with low <= high, got {(low, high)}")
+    check_int("shots", shots, 1)
+    check_int("queries", queries, 1)
+    for name, bounds in (("amplitude", amplitude), ("phase", phase), ("x_range", x_range)):
+        try:
+            low, high = (float(b) for b in bounds)
+        except (TypeError, ValueError):
+            low = high = float("nan")  # reported below with the value as given
+        if not low <= high:  # also refuses NaN bounds
+            raise ValueError(f"{name} must be (low, high) with low <= high, got {bounds!r}")
     a_key, p_key, x_key = jax.random.split(key, 3)
     a = jax.random.uniform(a_key, (), minval=amplitude[0], maxval=amplitude[1])
     p = jax.random.uniform(p_key, (), minval=phase[0], maxval=phase[1])

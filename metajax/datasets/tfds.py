@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from metajax.datasets.base import (
+    ARCHIVE_ERRORS,
     CorruptDataError,
     DataNotFoundError,
     FewShotDataset,
@@ -705,7 +706,9 @@ def _verify_omniglot_pixels(path: Path) -> None:
                         f"{path}: {info.filename} is not a 105x105 black-and-white image"
                     )
                 h.update(rel.encode() + b"\0" + np.packbits(pixels > 127).tobytes())
-    except (zipfile.BadZipFile, OSError) as e:
+    except CorruptDataError:
+        raise
+    except (*ARCHIVE_ERRORS, Image.DecompressionBombError) as e:
         raise CorruptDataError(f"{path} cannot be read as the Omniglot archive: {e}") from e
     if h.hexdigest() != expected:
         raise CorruptDataError(
@@ -725,7 +728,7 @@ def _omniglot_names(paths: list[Path]) -> tuple[list[str], list[str]]:
         try:
             with zipfile.ZipFile(path) as z:
                 members = _png_members(z)
-        except (zipfile.BadZipFile, OSError) as e:
+        except ARCHIVE_ERRORS as e:
             raise CorruptDataError(f"{path} cannot be read as an Omniglot archive: {e}") from e
         for info in members:
             parts = info.filename.split("/")
@@ -744,7 +747,8 @@ def _omniglot_names(paths: list[Path]) -> tuple[list[str], list[str]]:
             alphabets.add(alphabet)
     if sorted(names) != list(range(_OMNIGLOT_CLASSES)) or len(alphabets) != _OMNIGLOT_ALPHABETS:
         raise CorruptDataError(
-            f"the archives hold {len(names)} characters of {len(alphabets)} alphabets, not "
+            f"{', '.join(map(str, paths))} hold {len(names)} characters of {len(alphabets)} "
+            "alphabets, not "
             f"{_OMNIGLOT_CLASSES} of {_OMNIGLOT_ALPHABETS}"
         )
     return sorted(alphabets), [names[c] for c in range(_OMNIGLOT_CLASSES)]

@@ -44,6 +44,7 @@ import numpy as np
 
 from metajax.datasets.base import FewShotDataset, split_classes
 from metajax.episodes import Episode, EpisodeSampler, Split, check_episode_config, check_pool
+from metajax.validation import check_int
 
 BALANCE = ("cap", "replace")
 INSTALL_HINT = (
@@ -73,12 +74,28 @@ def pad_series(
       >>> values.shape, mask.sum(1).tolist()
       ((2, 5, 2), [3.0, 5.0])
     """
+    if isinstance(series, np.ndarray) and series.ndim != 3:
+        raise ValueError(
+            f"series must be a list of [channels, length] arrays or one [n, channels, length] "
+            f"array, got an array of shape {series.shape}"
+        )
     if len(series) == 0:
         raise ValueError("series must hold at least one series, got none")
-    arrays = [np.asarray(s, np.float64) for s in series]
-    for i, a in enumerate(arrays):
+    arrays = []
+    for i, s in enumerate(series):
+        try:
+            a = np.asarray(s, np.float64)
+        except (TypeError, ValueError) as err:
+            # Ragged rows or non-numbers: numpy's message would not say which series.
+            raise ValueError(
+                f"series[{i}] must be a numeric [channels, length] array with channels of "
+                f"equal length ({err})"
+            ) from err
         if a.ndim != 2:
             raise ValueError(f"series[{i}] must be [channels, length], got shape {a.shape}")
+        if np.isinf(a).any():
+            raise ValueError(f"series[{i}] has infinite values")
+        arrays.append(a)
     channels = arrays[0].shape[0]
     for i, a in enumerate(arrays):
         if a.shape[0] != channels:
@@ -98,7 +115,7 @@ def pad_series(
     longest = max(lengths)
     if length is None:
         length = longest
-    if not isinstance(length, int | np.integer) or length < longest:
+    if not isinstance(length, int | np.integer) or isinstance(length, bool) or length < longest:
         raise ValueError(
             f"length must be an integer >= the longest series ({longest} steps), got {length!r}"
         )
@@ -186,7 +203,19 @@ def class_pool(x, y, *, classes: int, balance: str = "cap", seed: int = 0) -> np
     """
     if balance not in BALANCE:
         raise ValueError(f"balance must be one of {BALANCE}, got {balance!r}")
+    check_int("classes", classes, 1)
     x, y = np.asarray(x), np.asarray(y)
+    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"y must be integer labels of shape [n], got {y.dtype}{y.shape}")
+    if x.ndim < 1 or x.shape[0] != y.shape[0]:
+        raise ValueError(f"x and y disagree on n: x has shape {x.shape}, y has {y.shape[0]} labels")
+    outside = np.unique(y[(y < 0) | (y >= classes)])
+    if outside.size:
+        # Such examples would otherwise be dropped without a word.
+        raise ValueError(
+            f"y must hold labels in [0, {classes - 1}] (classes={classes}), "
+            f"got {outside[:5].tolist()}"
+        )
     members = [np.flatnonzero(y == c) for c in range(classes)]
     empty = [c for c, m in enumerate(members) if len(m) == 0]
     if empty:
@@ -263,6 +292,8 @@ def uea_few_shot(
       >>> fs.pool("train").shape[0], fs.pool("test").shape[0], fs.pool("test").shape[2:]
       (6, 3, (29, 13))
     """
+    if not 0 < test_fraction < 1:  # also refuses NaN
+        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
     parts = split_classes(
         np.arange(dataset.classes), {"train": 1 - test_fraction, "test": test_fraction}, seed=seed
     )
