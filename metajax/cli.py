@@ -486,7 +486,9 @@ def _check_resume(out: Path, config: dict, resume: bool) -> None:
 def _best_params(directory: Path, state, history, metric):
     name, mode = metric
     scored = [r for r in history if name in r]
-    pick = (max if mode == "max" else min)(scored, key=lambda r: r[name])
+    sign = 1 if mode == "max" else -1
+    # The last of equals, as the checkpoint manager keeps it.
+    pick = max(reversed(scored), key=lambda r: sign * r[name])
     manager = checkpoint.checkpoint_manager(directory)
     try:
         best, _, _ = checkpoint.restore_state(manager, state, step=pick["step"])

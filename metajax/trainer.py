@@ -478,10 +478,11 @@ def meta_train(
             if validated:
                 val = validate(state.params, jax.random.fold_in(key, i))
                 record.update({f"val_{k}": v for k, v in val.mean.items()})
+                # Ties go to the later step, as orbax's BestN keeps it.
                 better = best is None or (
-                    record[best_metric] > best["value"]
+                    record[best_metric] >= best["value"]
                     if best_mode == "max"
-                    else record[best_metric] < best["value"]
+                    else record[best_metric] <= best["value"]
                 )
                 if better:
                     best = {"step": i, "value": record[best_metric]}
