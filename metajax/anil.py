@@ -18,8 +18,9 @@ from metajax.episodes import Episode, Split
 from metajax.inner_loop import FirstOrder, adapt, adapted_loss
 from metajax.learner import Learner
 from metajax.losses import split_losses
-from metajax.maml import check_positive, check_steps
+from metajax.maml import check_task
 from metajax.models import Model
+from metajax.validation import check_bool, check_float, check_int, check_model
 
 
 def anil(
@@ -53,11 +54,12 @@ def anil(
       >>> learner.predict(params, episode.support, episode.query.x, jax.random.key(2)).shape
       (10, 1)
     """
-    if not isinstance(outputs, int) or outputs < 1:
-        raise ValueError(f"outputs must be an integer >= 1, got {outputs!r}")
-    check_positive("inner_lr", inner_lr)
-    check_steps("inner_steps", inner_steps)
-    check_steps("test_inner_steps", test_inner_steps)
+    check_model("body", body)
+    check_int("outputs", outputs, 1)
+    check_float("inner_lr", inner_lr, 0, low_open=True)
+    check_int("inner_steps", inner_steps, 1)
+    check_int("test_inner_steps", test_inner_steps, 1)
+    check_bool("first_order", first_order)
 
     def head_apply(head, features):
         return features @ head["kernel"] + head["bias"]
@@ -65,6 +67,7 @@ def anil(
     task_loss, outer_loss = split_losses(head_apply)
 
     def init(key, episode):
+        check_task(episode, key=key)
         body_key, head_key = jax.random.split(key)
         body_params = body.init(body_key, episode.support.x)
         features = body.apply(body_params, episode.support.x[:1]).shape[-1]
@@ -78,6 +81,7 @@ def anil(
         return both[:n], both[n:]
 
     def loss(params, episode, key):
+        check_task(episode, key=key)
         support, query = embed(params, episode.support.x, episode.query.x)
         features = Episode(Split(support, episode.support.y), Split(query, episode.query.y))
         return adapted_loss(
@@ -92,6 +96,7 @@ def anil(
         )
 
     def predict(params, support, query_x, key):
+        check_task(key=key, support=support, query_x=query_x)
         support_features, query_features = embed(params, support.x, query_x)
         head, _ = adapt(
             task_loss,

@@ -13,8 +13,9 @@ import jax.numpy as jnp
 from metajax.inner_loop import adapt
 from metajax.learner import Learner
 from metajax.losses import split_losses, supervised_loss
-from metajax.maml import check_positive
+from metajax.maml import check_task
 from metajax.models import Model
+from metajax.validation import check_float, check_int, check_model
 
 
 def finetune(model: Model, *, inner_lr: float = 0.01, test_inner_steps: int = 1) -> Learner:
@@ -30,22 +31,25 @@ def finetune(model: Model, *, inner_lr: float = 0.01, test_inner_steps: int = 1)
       >>> learner.predict(params, episode.support, episode.query.x, jax.random.key(2)).shape
       (10, 1)
     """
-    check_positive("inner_lr", inner_lr)
-    if not isinstance(test_inner_steps, int) or test_inner_steps < 0:
-        raise ValueError(f"test_inner_steps must be an integer >= 0, got {test_inner_steps!r}")
+    check_model("model", model)
+    check_float("inner_lr", inner_lr, 0, low_open=True)
+    check_int("test_inner_steps", test_inner_steps, 0)
 
     task_loss, _ = split_losses(model.apply)
 
     def init(key, episode):
+        check_task(episode, key=key)
         return model.init(key, episode.support.x)
 
     def loss(params, episode, key):
-        del key
+        check_task(episode, key=key, optional_key=True)
+        del key  # Joint supervised training is deterministic.
         x = jnp.concatenate([episode.support.x, episode.query.x])
         y = jnp.concatenate([episode.support.y, episode.query.y])
         return supervised_loss(model.apply(params, x), y)
 
     def predict(params, support, query_x, key):
+        check_task(key=key, support=support, query_x=query_x, optional_key=not test_inner_steps)
         if test_inner_steps:
             params, _ = adapt(
                 task_loss, params, support, key, steps=test_inner_steps, learning_rate=inner_lr

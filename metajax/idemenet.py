@@ -67,8 +67,17 @@ from metajax.episodes import Episode, Split
 from metajax.learner import Learner
 from metajax.losses import classification_loss
 from metajax.models import BatchStatNorm, Model, conv4, max_pool_2x2
-from metajax.protonet import check_split, pairwise_distance, prototypes
-from metajax.validation import check_int
+from metajax.protonet import pairwise_distance, prototypes
+from metajax.validation import (
+    check_choice,
+    check_episode,
+    check_features,
+    check_floating,
+    check_int,
+    check_key,
+    check_model,
+    check_split,
+)
 
 SELECTIONS = ("nearest", "random")
 
@@ -90,6 +99,8 @@ def patch_index(height: int, width: int, grid: int) -> np.ndarray:
              [2, 2, 3, 3, 3],
              [2, 2, 3, 3, 3]])
     """
+    check_int("height", height, 1)
+    check_int("width", width, 1)
     if not _is_int(grid) or grid < 1 or grid > min(height, width):
         raise ValueError(
             f"grid must be an integer in 1..{min(height, width)} (the image's shorter side), "
@@ -236,6 +247,8 @@ def idemenet(
     n_gallery, height, width = int(shape[0]), int(shape[1]), int(shape[2])
     if n_gallery < 1:
         raise ValueError("gallery must hold at least one image, got an empty gallery")
+    check_floating("gallery", gallery)
+    check_model("model", model, optional=True)
     image_shape = tuple(int(s) for s in shape[1:])
     check_int("generated", generated, 1)
     check_int("neighbours", neighbours, 1)
@@ -247,8 +260,7 @@ def idemenet(
             f"allowed: 2**deformation_blocks <= {min(height, width)}"
         )
     patch_index(height, width, grid)  # validates grid against the image size
-    if selection not in SELECTIONS:
-        raise ValueError(f"selection must be one of {SELECTIONS}, got {selection!r}")
+    check_choice("selection", selection, SELECTIONS)
     if candidates is not None and (
         not _is_int(candidates) or not neighbours <= candidates <= n_gallery
     ):
@@ -269,16 +281,13 @@ def idemenet(
     )
 
     def check(support: Split, query_x):
-        check_split(support, "support")
+        check_split("support", support)
         if support.x.shape[1:] != image_shape:
             raise ValueError(
                 f"gallery images {image_shape} and the episode's images {support.x.shape[1:]} "
                 "must have one shape"
             )
-        if query_x.ndim != support.x.ndim or query_x.shape[1:] != support.x.shape[1:]:
-            raise ValueError(
-                f"query_x features {query_x.shape[1:]} differ from support's {support.x.shape[1:]}"
-            )
+        check_features("query_x", query_x, "support", support.x)
 
     def draw_gallery(params, support: Split, key):
         """Gallery images ``[n_support * generated, *image]``, probe-major."""
@@ -312,7 +321,9 @@ def idemenet(
         )
 
     def init(key, episode: Episode):
+        check_key("key", key)
         check(episode.support, episode.query.x)
+        check_episode("episode", episode)
         embed_key, deform_key = jax.random.split(key)
         x = episode.support.x
         return {
@@ -322,10 +333,8 @@ def idemenet(
 
     def predict(params, support: Split, query_x, key=None):
         check(support, query_x)
-        if key is None:
-            raise ValueError(
-                "key must be a PRNG key: IDeMe-Net draws gallery images for the deformations"
-            )
+        # Random: the gallery images of the deformations are drawn with it.
+        check_key("key", key)
         n_support = support.x.shape[0]
         augmented = augment(params, support, key)
         n_augmented = augmented.x.shape[0]
@@ -335,7 +344,8 @@ def idemenet(
         return jnp.where(present[None, :], logits, -jnp.inf)
 
     def loss(params, episode: Episode, key=None):
-        check_split(episode.query, "query")
+        check_split("query", episode.query)
+        check_episode("episode", episode)
         logits = predict(params, episode.support, episode.query.x, key)
         return classification_loss(logits, episode.query.y)
 

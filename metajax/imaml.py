@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import optax
 
-from metajax.inner_loop import Implicit
+from metajax.inner_loop import Implicit, check_implicit
 from metajax.learner import Learner
-from metajax.maml import check_positive, check_steps, gradient_learner
+from metajax.maml import gradient_learner
 from metajax.models import Model
+from metajax.validation import check_float, check_optional_int
 
 
 def imaml(
@@ -69,12 +70,13 @@ def imaml(
       >>> "cg_residual" in metrics
       True
     """
-    check_positive("proximal (lambda)", proximal)
-    check_steps("cg_steps", cg_steps)
-    if damping < 0:
-        raise ValueError(f"damping must be >= 0, got {damping!r}")
-    if lambda_damping < 0:
-        raise ValueError(f"lambda_damping must be >= 0, got {lambda_damping!r}")
+    check_float("proximal (lambda)", proximal, 0, low_open=True)
+    check_optional_int("test_inner_steps", test_inner_steps, 1)
+    check_float("cg_tolerance", cg_tolerance, 0, low_open=True)
+    implicit = Implicit(
+        cg_steps=cg_steps, damping=damping, tolerance=cg_tolerance, lambda_damping=lambda_damping
+    )
+    check_implicit(implicit, proximal)
     return gradient_learner(
         model,
         inner_lr=inner_lr,
@@ -82,10 +84,5 @@ def imaml(
         test_inner_steps=inner_steps if test_inner_steps is None else test_inner_steps,
         inner_optimizer=inner_optimizer,
         proximal=proximal,
-        meta_gradient=Implicit(
-            cg_steps=cg_steps,
-            damping=damping,
-            tolerance=cg_tolerance,
-            lambda_damping=lambda_damping,
-        ),
+        meta_gradient=implicit,
     )

@@ -31,6 +31,14 @@ import numpy as np
 import optax
 
 from metajax.episodes import Episode, Split
+from metajax.validation import (
+    check_episode,
+    check_float,
+    check_int,
+    check_key,
+    check_optimizer,
+    check_split,
+)
 
 Array = jax.Array
 Params = Any
@@ -91,14 +99,36 @@ def _zero_cotangent(tree):
     return jax.tree.map(zero, tree)
 
 
-def check_inner_config(*, steps: int, learning_rate=None, proximal: float = 0.0, **_):
-    """Raises a ``ValueError`` naming the argument for an impossible inner-loop setting."""
-    if not isinstance(steps, int | np.integer) or isinstance(steps, bool) or steps < 1:
-        raise ValueError(f"inner steps must be an integer >= 1, got {steps!r}")
-    if isinstance(learning_rate, int | float) and not learning_rate > 0:
-        raise ValueError(f"inner learning rate must be > 0, got {learning_rate!r}")
-    if not isinstance(proximal, int | float) or proximal < 0:
-        raise ValueError(f"proximal (lambda) must be a number >= 0, got {proximal!r}")
+def check_inner_config(
+    *, steps: int, learning_rate=None, optimizer=None, proximal: float = 0.0, **_
+) -> None:
+    """Raises a ``ValueError`` naming the argument for an impossible inner-loop setting.
+
+    A learning rate given as an array or pytree (Meta-SGD's learned rates) may be
+    traced, so only a Python or NumPy scalar is range-checked.
+    """
+    check_int("inner steps", steps, 1)
+    scalar = isinstance(learning_rate, int | float | np.integer | np.floating)
+    if scalar and (isinstance(learning_rate, bool) or not 0 < learning_rate < np.inf):
+        raise ValueError(
+            f"inner learning rate must be > 0 and finite, got learning_rate={learning_rate!r}"
+        )
+    check_optimizer("optimizer", optimizer)
+    check_float("proximal (lambda)", proximal, 0)
+
+
+def check_implicit(config: Implicit, proximal) -> None:
+    """Raises a ``ValueError`` naming the field of :class:`Implicit` that cannot work."""
+    if not proximal > 0:
+        raise ValueError(f"Implicit meta-gradients need proximal (lambda) > 0, got {proximal!r}")
+    check_int("cg_steps", config.cg_steps, 1)
+    for name in ("damping", "lambda_damping"):
+        value = getattr(config, name)
+        real = isinstance(value, int | float | np.integer | np.floating)
+        # Spelled out rather than check_float: tests/test_inner_loop.py pins this wording.
+        if not real or isinstance(value, bool) or not 0 <= value < np.inf:
+            raise ValueError(f"{name} must be >= 0 and finite, got {value!r}")
+    check_float("tolerance", config.tolerance, 0, low_open=True)
 
 
 def conjugate_gradient(matvec: Callable, b, *, steps: int):
@@ -109,8 +139,7 @@ def conjugate_gradient(matvec: Callable, b, *, steps: int):
     and the relative residual ``||b - A x|| / ||b||``, recomputed from ``x`` rather
     than taken from the recursion so that it is honest.
     """
-    if not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"cg_steps must be an integer >= 1, got {steps!r}")
+    check_int("cg_steps", steps, 1)
     x = jax.tree.map(jnp.zeros_like, b)
     bb = _tree_dot(b, b)
     tiny = jnp.finfo(jnp.result_type(bb)).tiny
@@ -176,7 +205,13 @@ def adapt(
       >>> jnp.round(w, 3).tolist()
       [1.0, 2.0]
     """
-    check_inner_config(steps=steps, learning_rate=learning_rate, proximal=proximal)
+    if not callable(task_loss):
+        raise ValueError(f"task_loss must be callable (params, split, key), got {task_loss!r}")
+    check_inner_config(
+        steps=steps, learning_rate=learning_rate, optimizer=optimizer, proximal=proximal
+    )
+    check_split("support", support, labels="any")
+    check_key("key", key)
     anchor = params if anchor is None else anchor
 
     def objective(phi, k):
@@ -235,6 +270,21 @@ def adapted_loss(
       ``inner_loss_last`` (support loss before the first and last inner step).
     """
     meta_gradient = Unrolled() if meta_gradient is None else meta_gradient
+    for name, fn in (("task_loss", task_loss), ("outer_loss", outer_loss)):
+        if not callable(fn):
+            raise ValueError(f"{name} must be callable (params, split, key), got {fn!r}")
+    check_inner_config(
+        steps=steps, learning_rate=learning_rate, optimizer=optimizer, proximal=proximal
+    )
+    check_episode("episode", episode, labels="any")
+    check_key("key", key)
+    if not isinstance(meta_gradient, Unrolled | FirstOrder | Implicit):
+        raise ValueError(
+            "meta_gradient must be Unrolled(), FirstOrder() or Implicit(...), "
+            f"got {meta_gradient!r}"
+        )
+    if isinstance(meta_gradient, Implicit):
+        check_implicit(meta_gradient, proximal)
     inner_key, outer_key = jax.random.split(key)
     kwargs = dict(steps=steps, learning_rate=learning_rate, optimizer=optimizer, proximal=proximal)
 
@@ -253,19 +303,6 @@ def adapted_loss(
         value, metrics = outer_loss(phi, episode.query, outer_key)
         return value, {**metrics, **inner_metrics(losses)}
 
-    if not isinstance(meta_gradient, Implicit):
-        raise ValueError(
-            "meta_gradient must be Unrolled(), FirstOrder() or Implicit(...), "
-            f"got {meta_gradient!r}"
-        )
-    if not proximal > 0:
-        raise ValueError(f"Implicit meta-gradients need proximal (lambda) > 0, got {proximal!r}")
-    if not isinstance(meta_gradient.cg_steps, int) or meta_gradient.cg_steps < 1:
-        raise ValueError(f"cg_steps must be an integer >= 1, got {meta_gradient.cg_steps!r}")
-    if meta_gradient.damping < 0:
-        raise ValueError(f"damping must be >= 0, got {meta_gradient.damping!r}")
-    if meta_gradient.lambda_damping < 0:
-        raise ValueError(f"lambda_damping must be >= 0, got {meta_gradient.lambda_damping!r}")
     return _implicit(task_loss, outer_loss, meta_gradient, kwargs)(
         params, episode, inner_key, outer_key
     )

@@ -19,20 +19,45 @@ from __future__ import annotations
 
 import optax
 
-from metajax.inner_loop import FirstOrder, MetaGradient, adapt, adapted_loss
+from metajax.inner_loop import (
+    FirstOrder,
+    Implicit,
+    MetaGradient,
+    Unrolled,
+    adapt,
+    adapted_loss,
+    check_inner_config,
+)
 from metajax.learner import Learner
 from metajax.losses import split_losses
 from metajax.models import Model
+from metajax.validation import (
+    check_bool,
+    check_episode,
+    check_features,
+    check_float,
+    check_int,
+    check_key,
+    check_model,
+    check_optimizer,
+    check_split,
+)
 
 
-def check_positive(name, value):
-    if not isinstance(value, int | float) or isinstance(value, bool) or not value > 0:
-        raise ValueError(f"{name} must be a number > 0, got {value!r}")
+def check_task(
+    episode=None, *, key, support=None, query_x=None, optional_key: bool = False
+) -> None:
+    """The input checks of a gradient-based learner's ``init``/``loss`` or ``predict``.
 
-
-def check_steps(name, value):
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    Labels may be integer classes or floating regression targets; values are never
+    read, so the checks cost nothing under ``jit``.
+    """
+    check_key("key", key, optional=optional_key)
+    if episode is not None:
+        check_episode("episode", episode, labels="any")
+    if support is not None:
+        check_split("support", support, labels="any")
+        check_features("query_x", query_x, "support", support.x)
 
 
 def gradient_learner(
@@ -46,20 +71,28 @@ def gradient_learner(
     meta_gradient: MetaGradient,
 ) -> Learner:
     """The learner shared by MAML, FOMAML and iMAML: they differ only in arguments."""
-    check_positive("inner_lr", inner_lr)
-    check_steps("inner_steps", inner_steps)
-    check_steps("test_inner_steps", test_inner_steps)
-    if proximal < 0:
-        raise ValueError(f"proximal (lambda) must be >= 0, got {proximal!r}")
+    check_model("model", model)
+    check_float("inner_lr", inner_lr, 0, low_open=True)
+    check_int("inner_steps", inner_steps, 1)
+    check_int("test_inner_steps", test_inner_steps, 1)
+    check_optimizer("inner_optimizer", inner_optimizer)
+    check_inner_config(steps=inner_steps, proximal=proximal)
+    if not isinstance(meta_gradient, Unrolled | FirstOrder | Implicit | None):
+        raise ValueError(
+            f"meta_gradient must be Unrolled(), FirstOrder(), Implicit(...) or None, "
+            f"got {meta_gradient!r}"
+        )
 
     task_loss, outer_loss = split_losses(model.apply)
 
     inner = dict(learning_rate=inner_lr, optimizer=inner_optimizer, proximal=proximal)
 
     def init(key, episode):
+        check_task(episode, key=key)
         return model.init(key, episode.support.x)
 
     def loss(params, episode, key):
+        check_task(episode, key=key)
         return adapted_loss(
             task_loss,
             outer_loss,
@@ -72,6 +105,7 @@ def gradient_learner(
         )
 
     def predict(params, support, query_x, key):
+        check_task(key=key, support=support, query_x=query_x)
         adapted, _ = adapt(task_loss, params, support, key, steps=test_inner_steps, **inner)
         return model.apply(adapted, query_x)
 
@@ -109,6 +143,7 @@ def maml(
       >>> sorted(metrics)
       ['inner_loss_first', 'inner_loss_last', 'loss', 'mse']
     """
+    check_bool("first_order", first_order)
     return gradient_learner(
         model,
         inner_lr=inner_lr,

@@ -53,12 +53,13 @@ from typing import NamedTuple
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from metajax.episodes import Episode, Split
 from metajax.learner import Learner
 from metajax.sequence import Sequence, check_labels, episode_sequence, split_sequence
-from metajax.validation import check_int
+from metajax.validation import check_bool, check_features, check_int, check_key, check_split
 
 Array = jax.Array
 
@@ -340,6 +341,7 @@ def _sequence_learner(network: nn.Module, initial_state, *, ways: int, instances
         return network.apply({"params": params}, initial_state(dtype), inputs)
 
     def init(key, episode: Episode):
+        check_key("key", key)
         sequence = episode_sequence(episode, jax.random.key(0), ways=ways, instances=instances)
         inputs = _step_inputs(sequence.x, sequence.previous_label, sequence.x.dtype)
         return network.init(key, initial_state(inputs.dtype), inputs)["params"]
@@ -360,13 +362,9 @@ def _sequence_learner(network: nn.Module, initial_state, *, ways: int, instances
 
     def predict(params, support: Split, query_x, key=None):
         """Runs the (shuffled) support sequence, then classifies each query from its final state."""
-        if support.x.ndim < 1 or support.x.shape[0] < 1:
-            raise ValueError(f"support must hold at least one example, got shape {support.x.shape}")
-        if query_x.ndim < 1 or query_x.shape[1:] != support.x.shape[1:]:
-            raise ValueError(
-                f"query_x features {query_x.shape[1:]} differ from support's {support.x.shape[1:]}"
-            )
-        sequence = split_sequence(support, key, ways=ways)
+        check_split("support", support, min_rank=1, min_examples=1)
+        check_features("query_x", query_x, "support", support.x)
+        sequence = split_sequence(support, key, ways=ways, name="support")
         state, _ = run(params, sequence)
         # Each query is the step after the last support step, so it sees that step's label.
         last = jax.nn.one_hot(sequence.y[-1], ways)
@@ -438,10 +436,11 @@ def mann(
         max(ways, read_heads),
         why=f" (at least ways={ways} and read_heads={read_heads})",
     )
-    if not 0.0 <= usage_decay <= 1.0:
+    real = isinstance(usage_decay, int | float | np.integer | np.floating)
+    # Spelled out rather than check_float: tests/test_mann.py pins this wording.
+    if not real or isinstance(usage_decay, bool) or not 0.0 <= usage_decay <= 1.0:
         raise ValueError(f"usage_decay must lie in [0, 1], got {usage_decay!r}")
-    if not isinstance(key_strength, bool):
-        raise ValueError(f"key_strength must be True or False, got {key_strength!r}")
+    check_bool("key_strength", key_strength)
     network = MANN(
         ways=ways,
         slots=memory_slots,

@@ -45,7 +45,18 @@ from metajax.episodes import Episode, Split
 from metajax.learner import Learner
 from metajax.losses import classification_loss
 from metajax.models import Model, conv4
-from metajax.protonet import DISTANCES, check_split, pairwise_distance
+from metajax.protonet import DISTANCES, pairwise_distance
+from metajax.validation import (
+    check_bool,
+    check_choice,
+    check_episode,
+    check_features,
+    check_float,
+    check_int,
+    check_key,
+    check_model,
+    check_split,
+)
 
 
 def _zeros_carry(x):
@@ -160,8 +171,7 @@ def attention(queries, support, *, distance: str = "cosine", scale: float = 1.0)
       >>> bool(jnp.allclose(a.sum(-1), 1.0))
       True
     """
-    if distance not in DISTANCES:
-        raise ValueError(f"distance must be one of {DISTANCES}, got {distance!r}")
+    check_choice("distance", distance, DISTANCES)
     return jax.nn.softmax(similarity(queries, support, distance=distance, scale=scale), axis=-1)
 
 
@@ -255,23 +265,17 @@ def matching_networks(
       >>> learner.predict(params, episode.support, episode.query.x).shape
       (6, 6)
     """
-    if distance not in DISTANCES:
-        raise ValueError(f"distance must be one of {DISTANCES}, got {distance!r}")
-    if not isinstance(read_steps, int) or isinstance(read_steps, bool) or read_steps < 1:
-        raise ValueError(f"read_steps must be an integer >= 1, got {read_steps!r}")
-    if not scale > 0:
-        raise ValueError(f"scale must be > 0, got {scale!r}")
+    check_model("model", model, optional=True)
+    check_bool("fce", fce)
+    check_int("read_steps", read_steps, 1)
+    check_choice("distance", distance, DISTANCES)
+    check_float("scale", scale, 0, low_open=True)
     model = conv4() if model is None else model
     context = FullContextEmbedding(read_steps=read_steps) if fce else None
 
     def check(support: Split, query_x):
-        check_split(support, "support")
-        if support.x.shape[0] < 1:
-            raise ValueError("support must hold at least one example, got an empty support.x")
-        if query_x.ndim < 2 or query_x.shape[1:] != support.x.shape[1:]:
-            raise ValueError(
-                f"query_x features {query_x.shape[1:]} differ from support's {support.x.shape[1:]}"
-            )
+        check_split("support", support, min_examples=1)
+        check_features("query_x", query_x, "support", support.x)
 
     def embed(params, support: Split, query_x, *, full_context=True):
         n_support = support.x.shape[0]
@@ -284,6 +288,8 @@ def matching_networks(
         return s, q
 
     def init(key, episode: Episode):
+        check_key("key", key)
+        check_episode("episode", episode)
         check(episode.support, episode.query.x)
         embed_key, context_key = jax.random.split(key)
         params = {"embedding": model.init(embed_key, episode.support.x)}
@@ -301,7 +307,7 @@ def matching_networks(
         return label_log_probs(scores, support.y, support.x.shape[0])
 
     def loss(params, episode: Episode, key=None):
-        check_split(episode.query, "query")
+        check_episode("episode", episode)
         _check_labels(episode.support, episode.query.y)
         log_probs = predict(params, episode.support, episode.query.x, key)
         # The rows are log-probabilities already, so the softmax inside the

@@ -73,8 +73,16 @@ from metajax.episodes import Episode, Split
 from metajax.learner import Learner
 from metajax.losses import classification_loss
 from metajax.models import im2col_conv
-from metajax.protonet import check_split
-from metajax.validation import check_int
+from metajax.validation import (
+    check_bool,
+    check_episode,
+    check_features,
+    check_float,
+    check_int,
+    check_int_sequence,
+    check_key,
+    check_split,
+)
 
 
 def log_and_sign(g: jax.Array, k: float = 7.0) -> jax.Array:
@@ -289,18 +297,16 @@ def meta_networks(
         ("representation_steps", representation_steps, 1),
     ):
         check_int(name, value, low)
-    hidden = tuple(hidden)
-    if not hidden or any(not isinstance(h, int | np.integer) or h < 1 for h in hidden):
-        raise ValueError(f"hidden must be a non-empty sequence of integers >= 1, got {hidden!r}")
-    if not preprocess_k > 0:
-        raise ValueError(f"preprocess_k must be > 0, got {preprocess_k!r}")
+    hidden = check_int_sequence("hidden", hidden, 1)
+    check_float("preprocess_k", preprocess_k, 0, low_open=True)
+    check_bool("first_order", first_order)
     net = AugmentedNet(filters=filters, blocks=blocks, hidden=hidden, outputs=ways)
     kinds = ("conv", "dense") if blocks else ("dense",)
     m = {kind: CoordinateMLP(hidden=(meta_hidden, meta_hidden)) for kind in kinds}
     d = {kind: CoordinateLSTM(hidden=meta_hidden) for kind in kinds}
 
     def check_support(support: Split, query_x):
-        check_split(support, "support")
+        check_split("support", support)
         if blocks and support.x.ndim != 4:
             raise ValueError(
                 f"support.x must be images [n, height, width, channels] (rank 4) for "
@@ -311,10 +317,7 @@ def meta_networks(
                 f"support has {support.x.shape[0]} examples, fewer than ways={ways}: every "
                 "class needs at least one support example"
             )
-        if query_x.ndim != support.x.ndim or query_x.shape[1:] != support.x.shape[1:]:
-            raise ValueError(
-                f"query_x features {query_x.shape[1:]} differ from support's {support.x.shape[1:]}"
-            )
+        check_features("query_x", query_x, "support", support.x)
         if not isinstance(support.y, jax.core.Tracer):
             labels = np.asarray(support.y)  # NumPy, so that nothing here is traced
             if labels.min() < 0 or labels.max() >= ways:
@@ -366,7 +369,9 @@ def meta_networks(
         return jax.vmap(classify)(query_x, read)
 
     def init(key, episode: Episode):
+        check_key("key", key)
         check_support(episode.support, episode.query.x)
+        check_episode("episode", episode)
         base_key, embedding_key, m_key, d_key = jax.random.split(key, 4)
         x = episode.support.x
         coordinate = jnp.zeros((1, 2), x.dtype)
@@ -384,7 +389,8 @@ def meta_networks(
         }
 
     def loss(params, episode: Episode, key=None):
-        check_split(episode.query, "query")
+        check_split("query", episode.query)
+        check_episode("episode", episode)
         logits = predict(params, episode.support, episode.query.x, key)
         return classification_loss(logits, episode.query.y)
 

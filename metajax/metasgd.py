@@ -15,8 +15,9 @@ import jax
 from metajax.inner_loop import FirstOrder, adapt, adapted_loss
 from metajax.learner import Learner
 from metajax.losses import split_losses
-from metajax.maml import check_steps
+from metajax.maml import check_task
 from metajax.models import Model
+from metajax.validation import check_bool, check_float, check_int, check_model
 
 
 def metasgd(
@@ -50,15 +51,21 @@ def metasgd(
       >>> sorted(grads)
       ['inner_lr', 'model']
     """
-    check_steps("inner_steps", inner_steps)
-    check_steps("test_inner_steps", test_inner_steps)
-    low, high = lr_init
-    if not 0 < low <= high:
+    check_model("model", model)
+    check_int("inner_steps", inner_steps, 1)
+    check_int("test_inner_steps", test_inner_steps, 1)
+    check_bool("first_order", first_order)
+    pair = tuple(lr_init) if isinstance(lr_init, tuple | list) else ()
+    if len(pair) != 2:
         raise ValueError(f"lr_init must be (low, high) with 0 < low <= high, got {lr_init!r}")
+    low, high = pair
+    check_float("lr_init low", low, 0, low_open=True, why=" (lr_init must be (low, high))")
+    check_float("lr_init high", high, low, why=" (lr_init must be (low, high), high >= low)")
 
     task_loss, outer_loss = split_losses(model.apply)
 
     def init(key, episode):
+        check_task(episode, key=key)
         model_key, lr_key = jax.random.split(key)
         theta = model.init(model_key, episode.support.x)
         leaves, treedef = jax.tree.flatten(theta)
@@ -70,6 +77,7 @@ def metasgd(
         return {"model": theta, "inner_lr": jax.tree.unflatten(treedef, rates)}
 
     def loss(params, episode, key):
+        check_task(episode, key=key)
         return adapted_loss(
             task_loss,
             outer_loss,
@@ -82,6 +90,7 @@ def metasgd(
         )
 
     def predict(params, support, query_x, key):
+        check_task(key=key, support=support, query_x=query_x)
         phi, _ = adapt(
             task_loss,
             params["model"],

@@ -20,6 +20,15 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from metajax.validation import (
+    check_array,
+    check_choice,
+    check_floating,
+    check_int,
+    check_int_sequence,
+    check_optional_int,
+)
+
 Array = jax.Array
 Params = Any
 
@@ -184,18 +193,16 @@ def conv4(
       >>> model.apply(params, x).shape
       (5, 64)
     """
-    if filters < 1 or blocks < 1 or (outputs is not None and outputs < 1):
-        raise ValueError(f"filters, blocks, outputs must be >= 1: {filters}, {blocks}, {outputs}")
-    if convolution not in CONVOLUTIONS:
-        raise ValueError(f"convolution must be one of {tuple(CONVOLUTIONS)}, got {convolution!r}")
+    check_int("filters", filters, 1)
+    check_int("blocks", blocks, 1)
+    check_optional_int("outputs", outputs, 1)
+    check_choice("convolution", convolution, tuple(CONVOLUTIONS))
     module = Conv4(filters=filters, blocks=blocks, outputs=outputs, convolution=convolution)
     min_side = 2**blocks
 
     def check(x, channels=None):
-        if x.ndim != 4:
-            raise ValueError(
-                f"x must be images [n, height, width, channels] (rank 4), got shape {x.shape}"
-            )
+        check_array("x", x, rank=4, layout="images [n, height, width, channels]")
+        check_floating("x", x)
         if min(x.shape[1:3]) < min_side:
             raise ValueError(
                 f"x images must be at least {min_side}x{min_side} for {blocks} pooling blocks, "
@@ -229,16 +236,15 @@ def mlp(*, hidden: Sequence[int] = (40, 40), outputs: int | None = None) -> Mode
       >>> model.apply(params, jnp.ones((10, 1))).shape
       (10, 1)
     """
-    hidden = tuple(int(h) for h in hidden)
-    if any(h < 1 for h in hidden) or (outputs is not None and outputs < 1):
-        raise ValueError(f"hidden and outputs must be >= 1, got {hidden}, {outputs}")
+    hidden = check_int_sequence("hidden", hidden, 1, allow_empty=True)
+    check_optional_int("outputs", outputs, 1)
     if not hidden and outputs is None:
         raise ValueError("mlp needs at least one layer: give hidden widths or outputs")
     module = MLP(hidden=hidden, outputs=outputs)
 
     def check(x, features=None):
-        if x.ndim < 2:
-            raise ValueError(f"x must be [n, *features] (rank >= 2), got shape {x.shape}")
+        check_array("x", x, min_rank=2, layout="[n, *features]")
+        check_floating("x", x)
         if features is not None and x[0].size != features:
             raise ValueError(
                 f"x must have {features} features per example as at init, got {x.shape[1:]}"

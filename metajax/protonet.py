@@ -20,22 +20,16 @@ from metajax.episodes import Episode, Split
 from metajax.learner import Learner
 from metajax.losses import classification_loss
 from metajax.models import Model, conv4
+from metajax.validation import (
+    check_choice,
+    check_episode,
+    check_features,
+    check_key,
+    check_model,
+    check_split,
+)
 
 DISTANCES = ("squared_euclidean", "cosine")
-
-
-def check_split(split: Split, name: str, *, classification: bool = True):
-    """Rank and dtype checks shared by metric-based learners (static, so jit-safe)."""
-    if split.x.ndim < 2:
-        raise ValueError(f"{name}.x must be [n, *features], got shape {split.x.shape}")
-    if classification and (split.y.ndim != 1 or not jnp.issubdtype(split.y.dtype, jnp.integer)):
-        raise ValueError(
-            f"{name}.y must be integer labels of shape [n], got {split.y.dtype}{split.y.shape}"
-        )
-    if split.y.shape[0] != split.x.shape[0]:
-        raise ValueError(
-            f"{name}.x and {name}.y disagree on n: {split.x.shape[0]} vs {split.y.shape[0]}"
-        )
 
 
 def prototypes(embeddings: jax.Array, labels: jax.Array, num_classes: int):
@@ -88,21 +82,19 @@ def protonet(model: Model | None = None, *, distance: str = "squared_euclidean")
       >>> sorted(metrics)
       ['accuracy', 'loss']
     """
-    if distance not in DISTANCES:
-        raise ValueError(f"distance must be one of {DISTANCES}, got {distance!r}")
+    check_model("model", model, optional=True)
+    check_choice("distance", distance, DISTANCES)
     model = conv4() if model is None else model
 
     def init(key, episode: Episode):
-        check_split(episode.support, "support")
+        check_key("key", key)
+        check_episode("episode", episode)
         return model.init(key, episode.support.x)
 
     def predict(params, support: Split, query_x, key=None):
         del key  # Deterministic given the episode.
-        check_split(support, "support")
-        if query_x.shape[1:] != support.x.shape[1:]:
-            raise ValueError(
-                f"query_x features {query_x.shape[1:]} differ from support's {support.x.shape[1:]}"
-            )
+        check_split("support", support)
+        check_features("query_x", query_x, "support", support.x)
         n_support = support.x.shape[0]
         embedded = model.apply(params, jnp.concatenate([support.x, query_x]))
         centres, present = prototypes(embedded[:n_support], support.y, n_support)
@@ -110,7 +102,7 @@ def protonet(model: Model | None = None, *, distance: str = "squared_euclidean")
         return jnp.where(present[None, :], logits, -jnp.inf)
 
     def loss(params, episode: Episode, key=None):
-        check_split(episode.query, "query")
+        check_episode("episode", episode)
         logits = predict(params, episode.support, episode.query.x, key)
         return classification_loss(logits, episode.query.y)
 

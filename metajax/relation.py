@@ -37,7 +37,18 @@ import numpy as np
 from metajax.episodes import Episode, Split
 from metajax.learner import Learner
 from metajax.models import CONVOLUTIONS, BatchStatNorm, Model, max_pool_2x2
-from metajax.protonet import check_split
+from metajax.validation import (
+    check_array,
+    check_choice,
+    check_episode,
+    check_features,
+    check_floating,
+    check_int,
+    check_key,
+    check_model,
+    check_optional_int,
+    check_split,
+)
 
 
 class RelationEmbedding(nn.Module):
@@ -198,10 +209,11 @@ def pairwise(model: Model) -> Model:
 
 
 def _check_images(x, name: str, min_side: int, channels: int | None = None):
-    if x.ndim != 4:
-        raise ValueError(
-            f"{name} must be images [n, height, width, channels] (rank 4), got shape {x.shape}"
-        )
+    if getattr(x, "ndim", None) != 4:
+        shape = getattr(x, "shape", None)
+        got = f"shape {tuple(shape)}" if shape is not None else type(x).__name__
+        raise ValueError(f"{name} must be images [n, height, width, channels] (rank 4), got {got}")
+    check_floating(name, x)
     if min(x.shape[1:3]) < min_side:
         raise ValueError(
             f"{name} must be at least {min_side}x{min_side} for these blocks, "
@@ -229,13 +241,10 @@ def relation_embedding(
       >>> model.apply(model.init(jax.random.key(0), x), x).shape
       (3, 5, 5, 64)
     """
-    if filters < 1 or blocks < 1 or not 0 <= pooled <= blocks:
-        raise ValueError(
-            f"need filters >= 1, blocks >= 1 and 0 <= pooled <= blocks, "
-            f"got {filters}, {blocks}, {pooled}"
-        )
-    if convolution not in CONVOLUTIONS:
-        raise ValueError(f"convolution must be one of {tuple(CONVOLUTIONS)}, got {convolution!r}")
+    check_int("filters", filters, 1)
+    check_int("blocks", blocks, 1)
+    check_int("pooled", pooled, 0, blocks, why=f" (at most blocks={blocks})")
+    check_choice("convolution", convolution, tuple(CONVOLUTIONS))
     module = RelationEmbedding(
         filters=filters, blocks=blocks, pooled=pooled, convolution=convolution
     )
@@ -277,12 +286,10 @@ def relation_module(
       >>> g.apply(g.init(jax.random.key(0), x), x).shape
       (6, 2)
     """
-    if filters < 1 or blocks < 0 or hidden < 1:
-        raise ValueError(
-            f"need filters >= 1, blocks >= 0, hidden >= 1, got {filters}, {blocks}, {hidden}"
-        )
-    if convolution not in CONVOLUTIONS:
-        raise ValueError(f"convolution must be one of {tuple(CONVOLUTIONS)}, got {convolution!r}")
+    check_int("filters", filters, 1)
+    check_int("blocks", blocks, 0)
+    check_int("hidden", hidden, 1)
+    check_choice("convolution", convolution, tuple(CONVOLUTIONS))
     module = RelationModule(filters=filters, blocks=blocks, hidden=hidden, convolution=convolution)
 
     def check(inputs):
@@ -292,8 +299,9 @@ def relation_module(
             x = getattr(inputs, name)
             if blocks:
                 _check_images(x, name, 2**blocks)
-            elif x.ndim < 2:
-                raise ValueError(f"{name} must be [n, *features] (rank >= 2), got {x.shape}")
+            else:
+                check_array(name, x, min_rank=2, layout="[n, *features]")
+                check_floating(name, x)
         if inputs.classes.shape[1:] != inputs.queries.shape[1:]:
             raise ValueError(
                 f"classes features {inputs.classes.shape[1:]} differ from queries' "
@@ -364,14 +372,15 @@ def relation_network(
       >>> learner.predict(params, episode.support, episode.query.x, None).shape
       (10, 5)
     """
-    if ways is not None and (not isinstance(ways, int) or isinstance(ways, bool) or ways < 1):
-        raise ValueError(f"ways must be None or an integer >= 1, got {ways!r}")
+    check_model("model", model, optional=True)
+    check_model("relation", relation, optional=True)
+    check_optional_int("ways", ways, 1)
     model = relation_embedding() if model is None else model
     relation = relation_module() if relation is None else relation
 
     def check_support(support: Split) -> int:
         """Static checks, plus label checks when the labels are concrete; returns columns."""
-        check_split(support, "support")
+        check_split("support", support)
         n_support = support.x.shape[0]
         if ways is not None and n_support < ways:
             raise ValueError(
@@ -395,10 +404,7 @@ def relation_network(
     def scores(params, support: Split, query_x):
         """Relation scores ``[n_query, columns]`` in [0, 1] and the mask of present columns."""
         columns = check_support(support)
-        if query_x.ndim != support.x.ndim or query_x.shape[1:] != support.x.shape[1:]:
-            raise ValueError(
-                f"query_x features {query_x.shape[1:]} differ from support's {support.x.shape[1:]}"
-            )
+        check_features("query_x", query_x, "support", support.x)
         n_support = support.x.shape[0]
         embedded = model.apply(params["embedding"], jnp.concatenate([support.x, query_x]))
         # Eq. 1 for k shots (§3.2): a class is the element-wise sum of its feature maps.
@@ -409,6 +415,8 @@ def relation_network(
         return jax.nn.sigmoid(relation.apply(params["relation"], inputs)), present
 
     def init(key, episode: Episode):
+        check_key("key", key)
+        check_episode("episode", episode)
         check_support(episode.support)
         embedding_key, relation_key = jax.random.split(key)
         embedding = model.init(embedding_key, episode.support.x)
@@ -423,7 +431,7 @@ def relation_network(
 
     def loss(params, episode: Episode, key=None):
         del key
-        check_split(episode.query, "query")
+        check_episode("episode", episode)
         relations, present = scores(params, episode.support, episode.query.x)
         targets = jax.nn.one_hot(episode.query.y, relations.shape[1], dtype=relations.dtype)
         errors = jnp.where(present[None, :], jnp.square(relations - targets), 0.0)

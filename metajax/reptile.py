@@ -19,8 +19,9 @@ import optax
 from metajax.inner_loop import adapt
 from metajax.learner import Learner
 from metajax.losses import split_losses
-from metajax.maml import check_steps
+from metajax.maml import check_task
 from metajax.models import Model
+from metajax.validation import check_int, check_model, check_optimizer
 
 
 def reptile(
@@ -52,16 +53,20 @@ def reptile(
       >>> sorted(metrics)
       ['distance', 'loss', 'mse']
     """
-    check_steps("inner_steps", inner_steps)
-    check_steps("test_inner_steps", test_inner_steps)
+    check_model("model", model)
+    check_int("inner_steps", inner_steps, 1)
+    check_int("test_inner_steps", test_inner_steps, 1)
+    check_optimizer("inner_optimizer", inner_optimizer)
     inner_optimizer = optax.adam(1e-3, b1=0.0) if inner_optimizer is None else inner_optimizer
 
     task_loss, outer_loss = split_losses(model.apply)
 
     def init(key, episode):
+        check_task(episode, key=key)
         return model.init(key, episode.support.x)
 
     def loss(params, episode, key):
+        check_task(episode, key=key)
         phi, _ = adapt(
             task_loss, params, episode.support, key, steps=inner_steps, optimizer=inner_optimizer
         )
@@ -72,6 +77,7 @@ def reptile(
         return 0.5 * distance, {**metrics, "distance": distance}
 
     def predict(params, support, query_x, key):
+        check_task(key=key, support=support, query_x=query_x)
         phi, _ = adapt(
             task_loss, params, support, key, steps=test_inner_steps, optimizer=inner_optimizer
         )

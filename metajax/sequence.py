@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from metajax.episodes import Episode, Split
-from metajax.validation import check_int
+from metajax.validation import check_int, check_key, check_split
 
 Array = jax.Array
 
@@ -43,19 +43,6 @@ class Sequence(NamedTuple):
     previous_label: Array
     y: Array
     instance: Array
-
-
-def _check_split(split: Split, name: str):
-    if split.x.ndim < 1:
-        raise ValueError(f"{name}.x must be [n, *features], got shape {split.x.shape}")
-    if split.y.ndim != 1 or not jnp.issubdtype(split.y.dtype, jnp.integer):
-        raise ValueError(
-            f"{name}.y must be integer labels of shape [n], got {split.y.dtype}{split.y.shape}"
-        )
-    if split.y.shape[0] != split.x.shape[0]:
-        raise ValueError(
-            f"{name}.x and {name}.y disagree on n: {split.x.shape[0]} vs {split.y.shape[0]}"
-        )
 
 
 def check_labels(y, ways: int, name: str = "y"):
@@ -99,8 +86,10 @@ def instance_numbers(y: Array, ways: int) -> Array:
     return jnp.sum(jnp.cumsum(one_hot, axis=0) * one_hot, axis=-1)
 
 
-def split_sequence(split: Split, key: Array | None, *, ways: int) -> Sequence:
+def split_sequence(split: Split, key: Array | None, *, ways: int, name: str = "split") -> Sequence:
     """A label-offset :class:`Sequence` of one split, shuffled by ``key`` (kept in order if None).
+
+    ``name`` is what error messages call the split (``"support"`` for a learner's).
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -110,8 +99,10 @@ def split_sequence(split: Split, key: Array | None, *, ways: int) -> Sequence:
       ([1, 1, 2, 2], [1.0, 0.0])
     """
     check_int("ways", ways, 1)
-    _check_split(split, "split")
-    check_labels(split.y, ways, "split.y")
+    # Rank 1 is enough: the recurrent learners flatten each step's input.
+    check_split(name, split, min_rank=1)
+    check_key("key", key, optional=True)
+    check_labels(split.y, ways, f"{name}.y")
     x, y = split.x, split.y
     if key is not None:
         order = jax.random.permutation(key, y.shape[0])
@@ -149,8 +140,9 @@ def episode_sequence(episode: Episode, key: Array, *, ways: int, instances: int)
     """
     check_int("ways", ways, 1)
     check_int("instances", instances, 1)
-    _check_split(episode.support, "support")
-    _check_split(episode.query, "query")
+    check_split("support", episode.support, min_rank=1)
+    check_split("query", episode.query, min_rank=1)
+    check_key("key", key, optional=True)
     if episode.support.x.shape[1:] != episode.query.x.shape[1:]:
         raise ValueError(
             f"support.x features {episode.support.x.shape[1:]} differ from query.x's "

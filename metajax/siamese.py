@@ -43,7 +43,16 @@ import optax
 from metajax.episodes import Episode, EpisodeSampler, Split, check_pool
 from metajax.learner import Learner
 from metajax.models import Model, conv4
-from metajax.protonet import check_split
+from metajax.validation import (
+    check_choice,
+    check_episode,
+    check_features,
+    check_float,
+    check_int,
+    check_key,
+    check_model,
+    check_split,
+)
 
 PAIRINGS = ("all", "aligned")
 
@@ -66,6 +75,17 @@ class AffineDistortion(NamedTuple):
     scale: float = 0.2
     translation: float = 2.0 / 105.0
     p: float = 0.5
+
+
+def check_distortion(distortion) -> None:
+    """Raises a ``ValueError`` naming the field of an :class:`AffineDistortion` out of range."""
+    if not isinstance(distortion, AffineDistortion):
+        raise ValueError(f"distortion must be an AffineDistortion or None, got {distortion!r}")
+    for field in ("rotation", "shear", "translation"):
+        check_float(f"distortion.{field}", getattr(distortion, field), 0)
+    # Scales 1 - scale must stay positive, or the affine map is singular.
+    check_float("distortion.scale", distortion.scale, 0, 1, high_open=True)
+    check_float("distortion.p", distortion.p, 0, 1)
 
 
 def random_affine(key: jax.Array, image: jax.Array, distortion: AffineDistortion) -> jax.Array:
@@ -203,22 +223,22 @@ def siamese(
       >>> jax.eval_shape(learner.predict, params, episode.support, episode.query.x, None).shape
       (10, 5)
     """
-    if pairing not in PAIRINGS:
-        raise ValueError(f"pairing must be one of {PAIRINGS}, got {pairing!r}")
-    if distortion is not None and not isinstance(distortion, AffineDistortion):
-        raise ValueError(f"distortion must be an AffineDistortion or None, got {distortion!r}")
+    check_model("model", model, optional=True)
+    check_choice("pairing", pairing, PAIRINGS)
+    if distortion is not None:
+        check_distortion(distortion)
     model = conv4() if model is None else model
 
     def check_support(support: Split):
-        check_split(support, "support")
-        if support.x.shape[0] < 1:
-            raise ValueError("support must hold at least one example, got an empty support.x")
+        check_split("support", support, min_examples=1)
 
     def embed(params, x):
         h = model.apply(params["encoder"], x)
         return h.reshape(h.shape[0], -1)
 
     def init(key, episode: Episode):
+        check_key("key", key)
+        check_episode("episode", episode)
         check_support(episode.support)
         encoder_key, head_key = jax.random.split(key)
         encoder = model.init(encoder_key, episode.support.x)
@@ -228,10 +248,7 @@ def siamese(
     def predict(params, support: Split, query_x, key=None):
         del key  # Deterministic: distortions are a training device.
         check_support(support)
-        if query_x.shape[1:] != support.x.shape[1:]:
-            raise ValueError(
-                f"query_x features {query_x.shape[1:]} differ from support's {support.x.shape[1:]}"
-            )
+        check_features("query_x", query_x, "support", support.x)
         n_support = support.x.shape[0]
         h = embed(params, jnp.concatenate([support.x, query_x]))
         scores = verification_logits(params["head"], h[n_support:, None], h[None, :n_support])
@@ -240,13 +257,9 @@ def siamese(
         return best.T
 
     def loss(params, episode: Episode, key=None):
+        check_episode("episode", episode)
         support, query = episode
         check_support(support)
-        check_split(query, "query")
-        if query.x.shape[1:] != support.x.shape[1:]:
-            raise ValueError(
-                f"query.x features {query.x.shape[1:]} differ from support's {support.x.shape[1:]}"
-            )
         n_support, n_query = support.x.shape[0], query.x.shape[0]
         if pairing == "aligned" and n_support != n_query:
             raise ValueError(
@@ -255,8 +268,7 @@ def siamese(
             )
         x = jnp.concatenate([support.x, query.x])
         if distortion is not None:
-            if key is None:
-                raise ValueError("key must be a PRNG key when distortion is on, got None")
+            check_key("key", key)  # the distortions are random
             x = distort(key, x, distortion)
         h = embed(params, x)
         hs, hq = h[:n_support], h[n_support:]
@@ -298,8 +310,7 @@ def pair_sampler(pool, *, pairs: int = 128) -> EpisodeSampler:
       [True, True, True, True, False, False, False, False]
     """
     classes, examples = check_pool(pool)
-    if not isinstance(pairs, int | np.integer) or isinstance(pairs, bool) or pairs < 2:
-        raise ValueError(f"pairs must be an even integer >= 2, got {pairs!r}")
+    check_int("pairs", pairs, 2, why=" and even")
     if pairs % 2:
         raise ValueError(f"pairs must be even (half same, half different), got {pairs}")
     half = pairs // 2

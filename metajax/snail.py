@@ -57,8 +57,15 @@ from metajax.episodes import Episode, Split
 from metajax.learner import Learner
 from metajax.losses import classification_loss
 from metajax.models import Model, conv4
-from metajax.protonet import check_split
-from metajax.validation import check_int
+from metajax.validation import (
+    check_bool,
+    check_episode,
+    check_features,
+    check_int,
+    check_key,
+    check_model,
+    check_split,
+)
 
 Array = jax.Array
 
@@ -73,8 +80,7 @@ def dilations(length: int) -> tuple[int, ...]:
       >>> dilations(6), dilations(21)
       ((1, 2, 4), (1, 2, 4, 8, 16))
     """
-    if not isinstance(length, int) or length < 1:
-        raise ValueError(f"length must be an integer >= 1, got {length!r}")
+    check_int("length", length, 1)
     return tuple(2**i for i in range(math.ceil(math.log2(length))))
 
 
@@ -289,16 +295,22 @@ def snail(
     check_int("ways", ways, 1)
     check_int("shots", shots, 1)
     check_int("filters", filters, 1)
-    attention = tuple(tuple(pair) for pair in attention)
-    if not attention or any(
+    check_model("embedding", embedding, optional=True)
+    check_bool("shuffle_support", shuffle_support)
+    try:
+        pairs = tuple(tuple(pair) for pair in attention)
+    except TypeError:  # not a sequence of sequences: refused just below
+        pairs = ()
+    if not pairs or any(
         len(pair) != 2
         or any(not isinstance(s, int | np.integer) or isinstance(s, bool) or s < 1 for s in pair)
-        for pair in attention
+        for pair in pairs
     ):
         raise ValueError(
             "attention must be a non-empty sequence of (key_size, value_size) pairs of "
             f"integers >= 1, got {attention!r}"
         )
+    attention = pairs
     embedding = conv4() if embedding is None else embedding
     n_support = ways * shots
     network = SNAILSequence(
@@ -306,18 +318,13 @@ def snail(
     )
 
     def check(support: Split, query_x):
-        check_split(support, "support")
+        check_split("support", support)
         if support.x.shape[0] != n_support:
             raise ValueError(
                 f"support must hold ways * shots = {ways} * {shots} = {n_support} examples, "
                 f"got {support.x.shape[0]}"
             )
-        if query_x.ndim < 2 or query_x.shape[1:] != support.x.shape[1:]:
-            raise ValueError(
-                f"query_x features {query_x.shape[1:]} differ from support's {support.x.shape[1:]}"
-            )
-        if query_x.shape[0] < 1:
-            raise ValueError("query_x must hold at least one example, got none")
+        check_features("query_x", query_x, "support", support.x, min_examples=1)
         if not isinstance(support.y, jax.core.Tracer):  # values are only known on eager calls
             y = np.asarray(support.y)
             if y.min() < 0 or y.max() >= ways:
@@ -341,7 +348,9 @@ def snail(
         )
 
     def init(key, episode: Episode):
+        check_key("key", key)
         check(episode.support, episode.query.x)
+        check_episode("episode", episode)
         embed_key, network_key = jax.random.split(key)
         params = {"embedding": embedding.init(embed_key, episode.support.x)}
         prefix, tail = sequences(params, episode.support, episode.query.x, None)
@@ -349,12 +358,14 @@ def snail(
         return params
 
     def predict(params, support: Split, query_x, key=None):
+        check_key("key", key, optional=True)
         check(support, query_x)
         prefix, tail = sequences(params, support, query_x, key)
         return network.apply({"params": params["snail"]}, prefix, tail)[1]
 
     def loss(params, episode: Episode, key=None):
-        check_split(episode.query, "query")
+        check_split("query", episode.query)
+        check_episode("episode", episode)
         logits = predict(params, episode.support, episode.query.x, key)
         return classification_loss(logits, episode.query.y)
 

@@ -48,7 +48,18 @@ from metajax.episodes import Episode, Split
 from metajax.learner import Learner
 from metajax.losses import classification_loss
 from metajax.models import BatchStatNorm
-from metajax.protonet import check_split, pairwise_distance
+from metajax.protonet import pairwise_distance
+from metajax.validation import (
+    check_array,
+    check_episode,
+    check_float,
+    check_floating,
+    check_int,
+    check_int_sequence,
+    check_key,
+    check_optional_int,
+    check_split,
+)
 
 
 def dimension_groups(
@@ -71,15 +82,12 @@ def dimension_groups(
       >>> dimension_groups(6, seed=0).shape
       (3, 4)
     """
-    for name, value in (("channels", channels), ("groups", groups)):
-        if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    check_int("channels", channels, 1)
+    check_int("groups", groups, 1)
+    check_int("seed", seed, 0)
     if group_channels is None:
         group_channels = max(1, math.floor(channels / 1.5))
-    if not isinstance(group_channels, int | np.integer) or not 1 <= group_channels <= channels:
-        raise ValueError(
-            f"group_channels must be an integer in 1..channels={channels}, got {group_channels!r}"
-        )
+    check_int("group_channels", group_channels, 1, channels, why=f" (channels={channels})")
     rng = np.random.default_rng(seed)
     return np.stack([rng.permutation(channels)[:group_channels] for _ in range(groups)])
 
@@ -255,24 +263,23 @@ def tapnet(
       (6, 6)
     """
     index = dimension_groups(channels, groups=groups, group_channels=group_channels, seed=seed)
-    filters, kernels, mapping = tuple(filters), tuple(kernels), tuple(mapping)
-    if len(filters) != len(kernels) or not filters:
-        raise ValueError(f"filters and kernels must be equally long: {filters} vs {kernels}")
-    for name, values in (("filters", filters), ("kernels", kernels), ("mapping", mapping)):
-        if not values or any(not isinstance(v, int) or v < 1 for v in values):
-            raise ValueError(f"{name} must be non-empty positive integers, got {values}")
+    filters = check_int_sequence("filters", filters, 1)
+    kernels = check_int_sequence("kernels", kernels, 1)
+    mapping = check_int_sequence("mapping", mapping, 1)
+    if len(filters) != len(kernels):
+        raise ValueError(
+            f"filters and kernels must be equally long (one kernel size per convolution): "
+            f"{filters} vs {kernels}"
+        )
     for name, value in (
         ("length", length),
         ("dilation", dilation),
         ("lstm_units", lstm_units),
         ("attention_units", attention_units),
     ):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    if classes is not None and (not isinstance(classes, int) or classes < 1):
-        raise ValueError(f"classes must be None or an integer >= 1, got {classes!r}")
-    if not separation >= 0:
-        raise ValueError(f"separation must be >= 0, got {separation!r}")
+        check_int(name, value, 1)
+    check_optional_int("classes", classes, 1)
+    check_float("separation", separation, 0)
     encoder = TapNetEncoder(
         groups=tuple(tuple(int(i) for i in g) for g in index),
         filters=filters,
@@ -284,7 +291,9 @@ def tapnet(
     attention = PrototypeAttention(heads=1 if classes is None else classes, units=attention_units)
 
     def check_x(x, name):
-        if x.ndim != 3 or x.shape[2] != channels + 1:
+        check_array(name, x, rank=3, layout=f"[n, length={length}, channels + 1={channels + 1}]")
+        check_floating(name, x)
+        if x.shape[2] != channels + 1:
             raise ValueError(
                 f"{name} must be [n, length, channels + 1] = [n, {length}, {channels + 1}] "
                 f"(channels={channels} values and a mask channel), got shape {x.shape}"
@@ -293,7 +302,7 @@ def tapnet(
             raise ValueError(f"{name} has {x.shape[1]} time steps, but length={length}")
 
     def check_support(support: Split):
-        check_split(support, "support")
+        check_split("support", support)
         check_x(support.x, "support.x")
         labels = _concrete(support.y)
         if classes is not None:
@@ -324,7 +333,9 @@ def tapnet(
         return {"encoder": enc, "attention": att}
 
     def init(key, episode: Episode):
+        check_key("key", key)
         check_support(episode.support)
+        check_episode("episode", episode)
         return init_params(key, episode.support.x)
 
     # The checks run eagerly (they may read concrete labels); the numerics are jitted
@@ -356,7 +367,8 @@ def tapnet(
 
     def loss(params, episode: Episode, key=None):
         del key
-        check_split(episode.query, "query")
+        check_support(episode.support)
+        check_episode("episode", episode)
         query_labels, support_labels = _concrete(episode.query.y), _concrete(episode.support.y)
         if query_labels is not None and support_labels is not None:
             empty = sorted(set(query_labels.tolist()) - set(support_labels.tolist()))
