@@ -5,8 +5,10 @@ are pytrees (:class:`Episode`), and one trainer (:func:`meta_train`) vmaps any
 learner over a batch of tasks.
 """
 
-from metajax import datasets
+from metajax import datasets, distributed
 from metajax.anil import anil
+from metajax.checkpoint import checkpoint_manager, restore_state, save_state
+from metajax.distributed import replicate, task_mesh
 from metajax.episodes import (
     Episode,
     EpisodeSampler,
@@ -35,6 +37,7 @@ from metajax.snail import snail
 from metajax.tapnet import tapnet
 from metajax.trainer import (
     Evaluation,
+    NonFiniteError,
     TrainState,
     evaluate,
     init_state,
@@ -56,6 +59,7 @@ __all__ = [
     "Learner",
     "MemoryState",
     "Model",
+    "NonFiniteError",
     "Sequence",
     "Split",
     "TrainState",
@@ -63,8 +67,10 @@ __all__ = [
     "adapt",
     "adapted_loss",
     "anil",
+    "checkpoint_manager",
     "conv4",
     "datasets",
+    "distributed",
     "episode_sequence",
     "evaluate",
     "finetune",
@@ -87,10 +93,14 @@ __all__ = [
     "pool_sampler",
     "protonet",
     "relation_network",
+    "replicate",
     "reptile",
+    "restore_state",
     "sample_batch",
     "sample_episode",
+    "save_state",
     "siamese",
     "snail",
     "tapnet",
+    "task_mesh",
 ]

@@ -94,6 +94,14 @@ def checkpoint_manager(
     return ocp.CheckpointManager(Path(directory).absolute(), options=options)
 
 
+def _check_manager(manager) -> None:
+    if not all(callable(getattr(manager, f, None)) for f in ("save", "restore", "all_steps")):
+        raise ValueError(
+            "manager must be an orbax CheckpointManager, e.g. from checkpoint_manager(folder), "
+            f"got {type(manager).__name__}"
+        )
+
+
 def _storable(state):
     # Typed PRNG keys are not arrays orbax can write; their raw data is.
     return jax.tree.map(lambda leaf: jax.random.key_data(leaf) if _is_key(leaf) else leaf, state)
@@ -111,6 +119,10 @@ def save_state(manager, step: int, state: Any, meta: dict, metrics: dict | None 
     """
     import orbax.checkpoint as ocp
 
+    from metajax.validation import check_int
+
+    _check_manager(manager)
+    check_int("step", step, 0)
     manager.save(
         step,
         args=ocp.args.Composite(
@@ -131,6 +143,7 @@ def restore_state(manager, template: Any, step: int | None = None) -> tuple[Any,
     """
     import orbax.checkpoint as ocp
 
+    _check_manager(manager)
     steps = sorted(manager.all_steps(), reverse=True) if step is None else [step]
     if not steps:
         raise ValueError(f"no checkpoint to resume from in {manager.directory}")

@@ -58,6 +58,15 @@ def task_mesh(devices: int | Sequence[jax.Device] | None = None) -> Mesh:
     return Mesh(np.asarray(chosen), (TASKS,))
 
 
+def check_mesh(mesh) -> None:
+    """Raises a ``ValueError`` unless ``mesh`` is a mesh with a ``"tasks"`` axis."""
+    if not isinstance(mesh, Mesh) or TASKS not in mesh.axis_names:
+        raise ValueError(
+            f"mesh must be a jax.sharding.Mesh with a {TASKS!r} axis, e.g. task_mesh(), "
+            f"got {type(mesh).__name__}"
+        )
+
+
 def replicated(mesh: Mesh) -> NamedSharding:
     """The sharding of values every device holds whole (parameters, optimizer state, keys)."""
     return NamedSharding(mesh, P())
@@ -90,6 +99,7 @@ def replicate(tree: Any, mesh: Mesh) -> Any:
       >>> x["w"].sharding.is_fully_replicated
       True
     """
+    check_mesh(mesh)
     sharding = replicated(mesh)
 
     def place(leaf):

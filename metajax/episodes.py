@@ -163,5 +163,6 @@ def pool_sampler(pool, *, ways: int, shots: int, queries: int) -> EpisodeSampler
 
 def sample_batch(sampler: EpisodeSampler, key: Array, tasks: int) -> Episode:
     """Draws ``tasks`` independent episodes, stacked on a leading task axis."""
+    check_int("tasks", tasks, 1)
     keys = jax.random.split(key, tasks)
     return jax.vmap(sampler.sample, in_axes=(0, None))(keys, sampler.data)

@@ -51,21 +51,26 @@ def write_result(results_dir: str | os.PathLike, record: dict) -> Path:
 
     ``record`` must hold ``benchmark, method, dataset, setting, metric, value``;
     ``ci95, paper, steps, wall_s`` and anything else are kept. The command, the
-    environment and the date are added. The file is replaced atomically, so the
-    latest run of a setting is the one shown.
+    environment and the date are added; a record that already holds ``device`` and
+    ``versions`` (measured in a child process) keeps them, and its ``backend``.
+    The file is replaced atomically, so the latest run of a setting is the one shown.
     """
     missing = [k for k in REQUIRED if k not in record]
     if missing:
         raise ValueError(f"record is missing {missing}")
+    # A record measured in another process (another device count) brings its own
+    # device, versions and backend; this process's devices are not the ones measured.
+    measured_elsewhere = "device" in record and "versions" in record
     full = {
         **record,
         "command": " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *sys.argv]),
-        **environment(),
+        **({} if measured_elsewhere else environment()),
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
     name = "__".join(re.sub(r"[^A-Za-z0-9.+-]+", "-", str(record[k])) for k in REQUIRED[:4])
-    if jax.default_backend() != "cpu":
-        name += f"__{jax.default_backend()}"
+    backend = record.get("backend") if measured_elsewhere else jax.default_backend()
+    if backend not in (None, "cpu"):
+        name += f"__{backend}"
     out = Path(results_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{name}.json"

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from metajax.distributed import check_tasks, replicate, replicated, task_sharded
 from metajax.episodes import EpisodeSampler
 from metajax.learner import Learner
-from metajax.validation import check_int
+from metajax.validation import check_int, check_key, check_optimizer
 
 Array = jax.Array
 
@@ -57,6 +57,24 @@ def mean_ci95(values) -> tuple[float, float]:
     return float(values.mean()), float(1.96 * values.std(ddof=1) / math.sqrt(values.size))
 
 
+def check_sampler(name: str, sampler) -> None:
+    """Raises a ``ValueError`` unless ``sampler`` is an :class:`EpisodeSampler`-like pair."""
+    if not callable(getattr(sampler, "sample", None)) or not hasattr(sampler, "data"):
+        raise ValueError(
+            f"{name} must be an EpisodeSampler (sample, data), e.g. from pool_sampler, "
+            f"got {type(sampler).__name__}"
+        )
+
+
+def check_learner(learner) -> None:
+    """Raises a ``ValueError`` unless ``learner`` has callable ``init``, ``loss``, ``predict``."""
+    if not all(callable(getattr(learner, f, None)) for f in ("init", "loss", "predict")):
+        raise ValueError(
+            "learner must be a Learner (init, loss, predict), e.g. protonet(...), "
+            f"got {type(learner).__name__}"
+        )
+
+
 def init_state(
     learner: Learner,
     optimizer: optax.GradientTransformation,
@@ -65,6 +83,10 @@ def init_state(
     params: Any = None,
 ) -> TrainState:
     """A fresh :class:`TrainState`; ``params`` default to ``learner.init`` on a sampled episode."""
+    check_learner(learner)
+    check_optimizer("optimizer", optimizer, optional=False)
+    check_sampler("sampler", sampler)
+    check_key("key", key)
     init_key, episode_key, key = jax.random.split(key, 3)
     if params is None:
         episode = jax.jit(sampler.sample)(episode_key, sampler.data)
@@ -104,6 +126,9 @@ def make_train_step(
     this step, else 0.0.
     The state's buffers are donated: do not reuse a state after passing it in.
     """
+    check_learner(learner)
+    check_optimizer("optimizer", optimizer, optional=False)
+    check_sampler("sampler", sampler)
     check_int("tasks (meta-batch size)", tasks, 1)
     if task_chunk is not None:
         check_int("task_chunk", task_chunk, 1, why=" or None")
@@ -215,6 +240,8 @@ def make_evaluator(
     expected replicated on it (as :func:`meta_train` keeps them) and each batch of
     test tasks is split across its devices.
     """
+    check_learner(learner)
+    check_sampler("sampler", sampler)
     check_int("episodes", episodes, 2)
     check_int("batch", batch, 1)
     batch = min(batch, episodes)
@@ -392,11 +419,12 @@ def meta_train(
         raise ValueError(f"time_limit must be > 0 seconds or None, got {time_limit!r}")
     if resume and checkpoint_dir is None:
         raise ValueError("resume=True needs checkpoint_dir, the folder to resume from")
+    if mesh is not None:
+        check_tasks(tasks, mesh)
     name = name or _learner_name(learner)
     state = init_state(learner, optimizer, sampler, key, params)
     data = sampler.data
     if mesh is not None:
-        check_tasks(tasks, mesh)
         state, data = replicate((state, data), mesh)
     step_fn = make_train_step(learner, optimizer, sampler, tasks=tasks, mesh=mesh)
     validate, best_metric, best_mode = None, None, "max"
