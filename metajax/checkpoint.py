@@ -68,6 +68,16 @@ def checkpoint_manager(
       best_metric: a validation metric (e.g. ``"val_accuracy"``); the checkpoint with
         its best value is kept as well, whatever its age. ``None`` keeps only the latest.
       best_mode: ``"max"`` or ``"min"``: whether a larger value of ``best_metric`` is better.
+
+    Example:
+      >>> import tempfile, jax.numpy as jnp
+      >>> manager = checkpoint_manager(tempfile.mkdtemp(), keep=2)
+      >>> for step in (10, 20, 30):
+      ...     save_state(manager, step, {"w": jnp.full(2, step)}, {"note": "demo"})
+      >>> manager.wait_until_finished()
+      >>> manager.all_steps()
+      [20, 30]
+      >>> manager.close()
     """
     import orbax.checkpoint as ocp
     from orbax.checkpoint import checkpoint_managers as policies
@@ -116,6 +126,12 @@ def save_state(manager, step: int, state: Any, meta: dict, metrics: dict | None 
 
     ``metrics`` ranks the checkpoint for ``best_metric``; pass it only when it holds
     that metric. The write is asynchronous; ``manager.wait_until_finished()`` waits.
+
+    Example:
+      >>> import tempfile, jax
+      >>> manager = checkpoint_manager(tempfile.mkdtemp())
+      >>> save_state(manager, 1, {"key": jax.random.key(0)}, {"history": []})
+      >>> manager.wait_until_finished(); manager.close()
     """
     import orbax.checkpoint as ocp
 
@@ -140,6 +156,17 @@ def restore_state(manager, template: Any, step: int | None = None) -> tuple[Any,
 
     Returns:
       ``(state, meta, step)``.
+
+    Example:
+      >>> import tempfile, jax, jax.numpy as jnp
+      >>> manager = checkpoint_manager(tempfile.mkdtemp())
+      >>> state = {"w": jnp.arange(3.0), "key": jax.random.key(7)}
+      >>> save_state(manager, 5, state, {"note": "x"})
+      >>> manager.wait_until_finished()
+      >>> back, meta, step = restore_state(manager, state)
+      >>> back["w"].tolist(), meta, step
+      ([0.0, 1.0, 2.0], {'note': 'x'}, 5)
+      >>> manager.close()
     """
     import orbax.checkpoint as ocp
 

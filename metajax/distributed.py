@@ -59,7 +59,15 @@ def task_mesh(devices: int | Sequence[jax.Device] | None = None) -> Mesh:
 
 
 def check_mesh(mesh) -> None:
-    """Raises a ``ValueError`` unless ``mesh`` is a mesh with a ``"tasks"`` axis."""
+    """Raises a ``ValueError`` unless ``mesh`` is a mesh with a ``"tasks"`` axis.
+
+    Example:
+      >>> check_mesh(task_mesh(1))
+      >>> check_mesh("tasks")
+      Traceback (most recent call last):
+      ...
+      ValueError: mesh must be a jax.sharding.Mesh with a 'tasks' axis, e.g. task_mesh(), got str
+    """
     if not isinstance(mesh, Mesh) or TASKS not in mesh.axis_names:
         raise ValueError(
             f"mesh must be a jax.sharding.Mesh with a {TASKS!r} axis, e.g. task_mesh(), "
@@ -68,17 +76,31 @@ def check_mesh(mesh) -> None:
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
-    """The sharding of values every device holds whole (parameters, optimizer state, keys)."""
+    """The sharding of values every device holds whole (parameters, optimizer state, keys).
+
+    Example:
+      >>> tuple(replicated(task_mesh(1)).spec)
+      ()
+    """
     return NamedSharding(mesh, P())
 
 
 def task_sharded(mesh: Mesh) -> NamedSharding:
-    """The sharding of per-task values: the leading (task) axis split across the mesh."""
+    """The sharding of per-task values: the leading (task) axis split across the mesh.
+
+    Example:
+      >>> tuple(task_sharded(task_mesh(1)).spec)
+      ('tasks',)
+    """
     return NamedSharding(mesh, P(TASKS))
 
 
 def check_tasks(tasks: int, mesh: Mesh, name: str = "tasks") -> None:
-    """Raises a ``ValueError`` unless ``tasks`` splits evenly across the mesh's devices."""
+    """Raises a ``ValueError`` unless ``tasks`` splits evenly across the mesh's devices.
+
+    Example:
+      >>> check_tasks(8, task_mesh(1))  # one device takes any number of tasks
+    """
     if tasks % mesh.size:
         raise ValueError(
             f"{name}={tasks} must be a multiple of the {mesh.size} devices of the mesh, so "
@@ -126,6 +148,10 @@ def initialize(
     otherwise give all three: the coordinator's ``host:port``, the number of
     processes and this process's index. Afterwards ``jax.devices()`` lists every
     host's devices and :func:`task_mesh` spans them.
+
+    Example (on each of two hosts, with its own ``process_id``):
+      >>> initialize("10.0.0.1:1234", num_processes=2, process_id=0)  # doctest: +SKIP
+      >>> mesh = task_mesh()  # both hosts' devices  # doctest: +SKIP
     """
     given = [v is not None for v in (coordinator_address, num_processes, process_id)]
     if any(given) and not all(given):

@@ -162,7 +162,15 @@ def pool_sampler(pool, *, ways: int, shots: int, queries: int) -> EpisodeSampler
 
 
 def sample_batch(sampler: EpisodeSampler, key: Array, tasks: int) -> Episode:
-    """Draws ``tasks`` independent episodes, stacked on a leading task axis."""
+    """Draws ``tasks`` independent episodes, stacked on a leading task axis.
+
+    Example:
+      >>> import numpy as np
+      >>> sampler = pool_sampler(np.zeros((8, 20, 4)), ways=5, shots=1, queries=2)
+      >>> batch = sample_batch(sampler, jax.random.key(0), 3)
+      >>> batch.support.x.shape, batch.query.y.shape
+      ((3, 5, 4), (3, 10))
+    """
     check_int("tasks", tasks, 1)
     keys = jax.random.split(key, tasks)
     return jax.vmap(sampler.sample, in_axes=(0, None))(keys, sampler.data)

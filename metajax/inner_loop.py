@@ -268,6 +268,23 @@ def adapted_loss(
     Returns:
       The query loss and metrics: the outer loss's own, plus ``inner_loss_first`` and
       ``inner_loss_last`` (support loss before the first and last inner step).
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from metajax import Episode, Split, Implicit
+      >>> inner = lambda w, s, k: jnp.mean((s.x @ w - s.y) ** 2)
+      >>> outer = lambda w, s, k: (inner(w, s, k), {})
+      >>> task = Episode(Split(jnp.eye(2), jnp.array([1.0, 2.0])),
+      ...                Split(jnp.eye(2), jnp.array([1.0, 2.0])))
+      >>> loss, metrics = adapted_loss(inner, outer, jnp.zeros(2), task, jax.random.key(0),
+      ...                              steps=5, learning_rate=0.5)
+      >>> sorted(metrics)
+      ['inner_loss_first', 'inner_loss_last']
+      >>> meta_grad = jax.grad(lambda w: adapted_loss(
+      ...     inner, outer, w, task, jax.random.key(0), steps=5, learning_rate=0.5, proximal=1.0,
+      ...     meta_gradient=Implicit(cg_steps=5))[0])(jnp.zeros(2))
+      >>> meta_grad.shape
+      (2,)
     """
     meta_gradient = Unrolled() if meta_gradient is None else meta_gradient
     for name, fn in (("task_loss", task_loss), ("outer_loss", outer_loss)):

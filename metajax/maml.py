@@ -156,5 +156,20 @@ def maml(
 
 
 def fomaml(model: Model, **hyperparameters) -> Learner:
-    """First-order MAML: :func:`maml` with ``first_order=True``."""
+    """First-order MAML: :func:`maml` with ``first_order=True``.
+
+    The meta-gradient is the query gradient at the adapted weights, the inner loop's
+    Jacobian taken as the identity (Finn et al. 2017, §5.2).
+
+    Example:
+      >>> import jax, numpy as np
+      >>> from metajax import mlp, pool_sampler
+      >>> sampler = pool_sampler(np.random.rand(6, 4, 3), ways=2, shots=1, queries=2)
+      >>> episode = sampler.sample(jax.random.key(0), sampler.data)
+      >>> learner = fomaml(mlp(hidden=(8,), outputs=2), inner_steps=1)
+      >>> params = learner.init(jax.random.key(1), episode)
+      >>> loss, metrics = learner.loss(params, episode, jax.random.key(2))
+      >>> loss.shape, sorted(metrics)[:2]
+      ((), ['accuracy', 'inner_loss_first'])
+    """
     return maml(model, first_order=True, **hyperparameters)

@@ -50,7 +50,13 @@ class Evaluation(NamedTuple):
 
 
 def mean_ci95(values) -> tuple[float, float]:
-    """Mean and the half-width of its normal 95% confidence interval (1.96 standard errors)."""
+    """Mean and the half-width of its normal 95% confidence interval (1.96 standard errors).
+
+    Example:
+      >>> mean, ci = mean_ci95([0.5, 0.7, 0.6, 0.6])
+      >>> round(mean, 3), round(ci, 3)
+      (0.6, 0.08)
+    """
     values = np.asarray(values, np.float64)
     if values.size < 2:
         raise ValueError(f"need at least 2 values for a confidence interval, got {values.size}")
@@ -82,7 +88,17 @@ def init_state(
     key: Array,
     params: Any = None,
 ) -> TrainState:
-    """A fresh :class:`TrainState`; ``params`` default to ``learner.init`` on a sampled episode."""
+    """A fresh :class:`TrainState`; ``params`` default to ``learner.init`` on a sampled episode.
+
+    Example:
+      >>> import jax, numpy as np, optax
+      >>> from metajax import mlp, pool_sampler, protonet
+      >>> sampler = pool_sampler(np.random.rand(6, 4, 3), ways=2, shots=1, queries=2)
+      >>> state = init_state(protonet(mlp(hidden=(8,))), optax.adam(1e-3), sampler,
+      ...                    jax.random.key(0))
+      >>> int(state.step), state.key.shape
+      (0, ())
+    """
     check_learner(learner)
     check_optimizer("optimizer", optimizer, optional=False)
     check_sampler("sampler", sampler)
@@ -125,6 +141,18 @@ def make_train_step(
     when the loss, every gradient entry and every updated parameter were finite at
     this step, else 0.0.
     The state's buffers are donated: do not reuse a state after passing it in.
+
+    Example:
+      >>> import jax, numpy as np, optax
+      >>> from metajax import mlp, pool_sampler, protonet, task_mesh, replicate
+      >>> sampler = pool_sampler(np.random.rand(6, 4, 3), ways=2, shots=1, queries=2)
+      >>> learner, optimizer = protonet(mlp(hidden=(8,))), optax.adam(1e-3)
+      >>> mesh = task_mesh()  # every device; tasks must be a multiple of mesh.size
+      >>> state = replicate(init_state(learner, optimizer, sampler, jax.random.key(0)), mesh)
+      >>> step = make_train_step(learner, optimizer, sampler, tasks=4 * mesh.size, mesh=mesh)
+      >>> state, metrics = step(state, replicate(sampler.data, mesh))
+      >>> int(state.step), sorted(metrics)
+      (1, ['accuracy', 'finite', 'loss'])
     """
     check_learner(learner)
     check_optimizer("optimizer", optimizer, optional=False)
@@ -239,6 +267,16 @@ def make_evaluator(
     during training) without recompiling. With a ``mesh`` the parameters are
     expected replicated on it (as :func:`meta_train` keeps them) and each batch of
     test tasks is split across its devices.
+
+    Example:
+      >>> import jax, numpy as np
+      >>> from metajax import mlp, pool_sampler, protonet
+      >>> sampler = pool_sampler(np.random.rand(6, 4, 3), ways=2, shots=1, queries=2)
+      >>> learner = protonet(mlp(hidden=(8,)))
+      >>> params = learner.init(jax.random.key(0), sampler.sample(jax.random.key(1), sampler.data))
+      >>> score = make_evaluator(learner, sampler, episodes=20, batch=10)
+      >>> score(params, jax.random.key(2)).episodes
+      20
     """
     check_learner(learner)
     check_sampler("sampler", sampler)

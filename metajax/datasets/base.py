@@ -93,7 +93,12 @@ class FewShotDataset:
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path | None:
-    """``data_dir`` if given, else ``$METAJAX_DATA_DIR``, else ``None``."""
+    """``data_dir`` if given, else ``$METAJAX_DATA_DIR``, else ``None``.
+
+    Example:
+      >>> resolve_data_dir("~/data").name
+      'data'
+    """
     if data_dir is not None:
         return Path(data_dir).expanduser()
     env = os.environ.get(DATA_DIR_ENV)
@@ -104,6 +109,10 @@ def resolve_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
     """``cache_dir`` if given, else ``$METAJAX_CACHE_DIR``, else ``~/.cache/metajax``.
 
     Caches never go next to the data: shared data directories are often read-only.
+
+    Example:
+      >>> str(resolve_cache_dir("/tmp/metajax-cache"))
+      '/tmp/metajax-cache'
     """
     if cache_dir is not None:
         return Path(cache_dir).expanduser()
@@ -120,6 +129,11 @@ def split_classes(
     """Partitions class ids into disjoint splits of the given fractions (a seeded shuffle).
 
     The last split takes the remainder so that every class lands in exactly one split.
+
+    Example:
+      >>> splits = split_classes(np.arange(10), {"train": 0.6, "val": 0.2, "test": 0.2}, seed=0)
+      >>> {name: len(ids) for name, ids in splits.items()}
+      {'train': 6, 'val': 2, 'test': 2}
     """
     if not fractions:
         raise ValueError("fractions must name at least one split")

@@ -53,7 +53,14 @@ def sample_sinusoid(
 
 
 def sinusoid_sampler(*, shots: int, queries: int, **ranges) -> EpisodeSampler:
-    """An :class:`EpisodeSampler` of sinusoid tasks; ``ranges`` as in :func:`sample_sinusoid`."""
+    """An :class:`EpisodeSampler` of sinusoid tasks; ``ranges`` as in :func:`sample_sinusoid`.
+
+    Example:
+      >>> sampler = sinusoid_sampler(shots=10, queries=5)
+      >>> episode = sampler.sample(jax.random.key(0), sampler.data)
+      >>> episode.support.x.shape, episode.query.y.shape
+      ((10, 1), (5, 1))
+    """
     sample_sinusoid(jax.random.key(0), shots=shots, queries=queries, **ranges)  # validates eagerly
 
     def sample(key, data):
