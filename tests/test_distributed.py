@@ -142,6 +142,73 @@ def test_sharded_meta_train_with_resume_follows_the_single_device_run():
             assert a[k] == pytest.approx(b[k], rel=1e-4, abs=1e-5), k
 
 
+MULTI_HOST_WORKER = """
+import json, os, sys
+os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+import jax, numpy as np, optax
+from metajax import init_state, make_train_step, mlp, pool_sampler, protonet
+from metajax.distributed import initialize, replicate, task_mesh
+
+initialize(f"localhost:{sys.argv[2]}", num_processes=2, process_id=int(sys.argv[1]))
+pool = np.random.default_rng(0).normal(size=(12, 20, 7)).astype(np.float32)
+sampler = pool_sampler(pool, ways=3, shots=5, queries=4)
+learner, opt = protonet(mlp(hidden=(16,))), optax.adam(1e-2)
+mesh = task_mesh()
+state = replicate(init_state(learner, opt, sampler, jax.random.key(0)), mesh)
+data = replicate(sampler.data, mesh)
+step = make_train_step(learner, opt, sampler, tasks=8, mesh=mesh)
+for _ in range(3):
+    state, metrics = step(state, data)
+print(json.dumps({
+    "devices": jax.device_count(),
+    "local_devices": jax.local_device_count(),
+    "params": [np.asarray(a.addressable_data(0)).tolist() for a in jax.tree.leaves(state.params)],
+}))
+"""
+
+
+def test_two_processes_of_two_devices_equal_one_device(tmp_path):
+    import socket
+
+    import numpy as np
+    import optax
+
+    from metajax import init_state, make_train_step, mlp, pool_sampler, protonet
+
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        port = s.getsockname()[1]
+    script = tmp_path / "worker.py"
+    script.write_text(MULTI_HOST_WORKER)
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_PLATFORMS")}
+    workers = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(i), str(port)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    outputs = [w.communicate(timeout=600) for w in workers]
+    for w, (_, err) in zip(workers, outputs, strict=True):
+        assert w.returncode == 0, err[-3000:]
+    hosts = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
+    assert all(h["devices"] == 4 and h["local_devices"] == 2 for h in hosts)
+    # The same run on this process's one device.
+    pool = np.random.default_rng(0).normal(size=(12, 20, 7)).astype(np.float32)
+    sampler = pool_sampler(pool, ways=3, shots=5, queries=4)
+    learner, opt = protonet(mlp(hidden=(16,))), optax.adam(1e-2)
+    state = init_state(learner, opt, sampler, jax.random.key(0))
+    step = make_train_step(learner, opt, sampler, tasks=8)
+    for _ in range(3):
+        state, _ = step(state, sampler.data)
+    for host in hosts:
+        for mine, theirs in zip(jax.tree.leaves(state.params), host["params"], strict=True):
+            np.testing.assert_allclose(np.asarray(theirs), mine, rtol=1e-5, atol=1e-6)
+
+
 def test_mesh_and_tasks_are_validated():
     with pytest.raises(ValueError, match=r"devices must be an integer in \[1, 1\]"):
         task_mesh(2)
