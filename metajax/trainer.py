@@ -531,10 +531,15 @@ def meta_train(
                         if last is not None
                         else "no checkpoint was written"
                     )
+                    loss = float(m["loss"])
+                    what = (
+                        f"the loss is {loss}"
+                        if not math.isfinite(loss)
+                        else f"the loss ({loss:.4g}) is finite but a gradient or an updated "
+                        "parameter is not"
+                    )
                     raise NonFiniteError(
-                        f"meta-training of {name} stopped at meta-step {bad}: the loss, a "
-                        f"gradient or an updated parameter is not finite (loss "
-                        f"{float(m['loss'])}); {kept}"
+                        f"meta-training of {name} stopped at meta-step {bad}: {what}; {kept}"
                     )
             record = {"step": i, "wall_s": round(wall_before + time.perf_counter() - start, 3)}
             record.update(
