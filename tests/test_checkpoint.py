@@ -290,3 +290,23 @@ def test_save_state_round_trips_typed_keys_and_optimizer_states(tmp_path):
         checkpoint_manager(tmp_path, keep=0)
     with pytest.raises(ValueError, match="best_mode must be 'max' or 'min'"):
         checkpoint_manager(tmp_path, best_metric="val_accuracy", best_mode="up")
+
+
+def test_cli_validates_keeps_the_best_and_tests_with_it(data_dir, tmp_path, capsys):
+    from metajax.cli import main
+
+    out = tmp_path / "run"
+    argv = ["train", "--dataset", "omniglot", "--data-dir", str(data_dir), "--no-download",
+            "--steps", "20", "--log-every", "10", "--validate-every", "10", "--checkpoint-every",
+            "10", "--val-episodes", "10", "--eval-episodes", "10", "--keep", "1", "--no-progress",
+            "--out-dir", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    metrics = [json.loads(line) for line in open(out / "metrics.jsonl")]
+    assert all("val_accuracy" in m for m in metrics)
+    top = max(m["val_accuracy"] for m in metrics)
+    best = [m["step"] for m in metrics if m["val_accuracy"] == top][-1]
+    assert f"best meta-validation val_accuracy {top:.4f} at step {best}" in printed
+    # The latest checkpoint and the best one survive keep=1.
+    assert steps_on_disk(out / "checkpoints") == sorted({20, best})
+    assert (out / "params_best.msgpack").is_file()
