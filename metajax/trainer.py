@@ -72,12 +72,13 @@ def check_sampler(name: str, sampler) -> None:
         )
 
 
-def check_learner(learner) -> None:
-    """Raises a ``ValueError`` unless ``learner`` has callable ``init``, ``loss``, ``predict``."""
-    if not all(callable(getattr(learner, f, None)) for f in ("init", "loss", "predict")):
+def check_learner(learner, needs: tuple[str, ...] = ("init", "loss", "predict")) -> None:
+    """Raises a ``ValueError`` unless ``learner`` has the callables ``needs``."""
+    missing = [f for f in needs if not callable(getattr(learner, f, None))]
+    if missing:
         raise ValueError(
-            "learner must be a Learner (init, loss, predict), e.g. protonet(...), "
-            f"got {type(learner).__name__}"
+            f"learner must be a Learner with a callable {', '.join(missing)}, e.g. "
+            f"protonet(...), got {type(learner).__name__}"
         )
 
 
@@ -278,7 +279,7 @@ def make_evaluator(
       >>> score(params, jax.random.key(2)).episodes
       20
     """
-    check_learner(learner)
+    check_learner(learner, needs=("predict",))  # scoring needs nothing else
     check_sampler("sampler", sampler)
     check_int("episodes", episodes, 2)
     check_int("batch", batch, 1)
