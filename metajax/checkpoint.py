@@ -16,23 +16,31 @@ import jax
 from flax import serialization
 
 
-def save_params(path: str | os.PathLike, params: Any) -> Path:
-    """Writes ``params`` (any pytree of arrays) as msgpack via a temporary file and a rename."""
+def write_atomic(path: str | os.PathLike, payload: bytes) -> Path:
+    """Writes ``payload`` to ``path`` via a synced temporary file and a rename.
+
+    Readers see the old file or the new one, never a part of either.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = serialization.to_bytes(params)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(payload)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide shared files from other users.
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def save_params(path: str | os.PathLike, params: Any) -> Path:
+    """Writes ``params`` (any pytree of arrays) as msgpack via a temporary file and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_atomic(path, serialization.to_bytes(params))
 
 
 def load_params(path: str | os.PathLike, template: Any) -> Any:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import sys
 import threading
@@ -451,12 +450,6 @@ def _setting(config, ways, shots):
     return f"{ways}-way {shots}-shot"
 
 
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def _check_resume(out: Path, config: dict, resume: bool) -> None:
     """A resumed run must be the same run; a fresh one must not overwrite checkpoints."""
     saved = out / "config.json"
@@ -577,7 +570,7 @@ def _train(args) -> dict:
         )
     _check_resume(out, config, args.resume)
     out.mkdir(parents=True, exist_ok=True)
-    _write_text(out / "config.json", json.dumps(config, indent=2) + "\n")
+    checkpoint.write_atomic(out / "config.json", (json.dumps(config, indent=2) + "\n").encode())
     state, history = meta_train(
         learner,
         sampler,

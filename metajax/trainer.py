@@ -24,6 +24,7 @@ import optax
 from jax.sharding import Mesh
 from tqdm.auto import tqdm
 
+from metajax.checkpoint import checkpoint_manager, restore_state, save_state, write_atomic
 from metajax.distributed import check_tasks, replicate, replicated, task_sharded
 from metajax.episodes import EpisodeSampler
 from metajax.learner import Learner
@@ -353,12 +354,6 @@ def validation_metric(sampler: EpisodeSampler) -> tuple[str, str]:
     return "val_mse", "min"
 
 
-def _write_lines(path: Path, records: list[dict]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
-    os.replace(tmp, path)
-
-
 def meta_train(
     learner: Learner,
     sampler: EpisodeSampler,
@@ -472,8 +467,6 @@ def meta_train(
         best_metric, best_mode = validation_metric(validation[0])
     manager = None
     if checkpoint_dir is not None:
-        from metajax.checkpoint import checkpoint_manager, restore_state, save_state
-
         manager = checkpoint_manager(
             checkpoint_dir, keep=keep, best_metric=best_metric, best_mode=best_mode
         )
@@ -492,7 +485,7 @@ def meta_train(
         metrics_path = Path(metrics_path)
         metrics_path.parent.mkdir(parents=True, exist_ok=True)
         if resume:
-            _write_lines(metrics_path, history)
+            write_atomic(metrics_path, "".join(json.dumps(r) + "\n" for r in history).encode())
 
     def checkpoint(i: int, record: dict | None) -> None:
         meta = {

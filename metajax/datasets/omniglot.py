@@ -25,7 +25,6 @@ import hashlib
 import io
 import os
 import re
-import tempfile
 import urllib.request
 import zipfile
 from collections.abc import Iterator
@@ -34,6 +33,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from metajax.checkpoint import write_atomic
 from metajax.datasets.base import (
     ARCHIVE_ERRORS,
     CorruptDataError,
@@ -236,22 +236,8 @@ def _download(url: str, dest: Path, sha256: str | None) -> Path:
         payload = response.read()
     if sha256 is not None and hashlib.sha256(payload).hexdigest() != sha256:
         raise CorruptDataError(f"{url}: sha256 does not match the published archive")
-    _write_atomic(dest, payload)
+    write_atomic(dest, payload)
     return dest
-
-
-def _write_atomic(dest: Path, payload: bytes):
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide a shared cache from other users.
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _fingerprint(source: Path) -> str:
@@ -306,7 +292,7 @@ def _decoded(source: Path, archive: str, image_size: int, cache: Path):
         buffer, images=images, names=np.asarray(names), digest=np.asarray(_digest(images, names))
     )
     cache.mkdir(parents=True, exist_ok=True)
-    _write_atomic(cached, buffer.getvalue())
+    write_atomic(cached, buffer.getvalue())
     return images, names
 
 
