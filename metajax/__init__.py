@@ -5,11 +5,8 @@ are pytrees (:class:`Episode`), and one trainer (:func:`meta_train`) vmaps any
 learner over a batch of tasks.
 """
 
-from metajax import datasets, distributed
-from metajax.anil import anil
-from metajax.checkpoint import checkpoint_manager, restore_state, save_state
-from metajax.distributed import replicate, task_mesh
-from metajax.episodes import (
+from metajax import datasets
+from metajax.core.episodes import (
     Episode,
     EpisodeSampler,
     Split,
@@ -17,25 +14,35 @@ from metajax.episodes import (
     sample_batch,
     sample_episode,
 )
-from metajax.finetune import finetune
-from metajax.idemenet import idemenet
-from metajax.imaml import imaml
-from metajax.inner_loop import FirstOrder, Implicit, Unrolled, adapt, adapted_loss
-from metajax.learner import Learner
-from metajax.maml import fomaml, maml
-from metajax.mann import MemoryState, lstm_baseline, mann
-from metajax.matching import matching_networks
-from metajax.metanet import meta_networks
-from metajax.metasgd import metasgd
-from metajax.models import Model, conv4, mlp
-from metajax.protonet import protonet
-from metajax.relation import relation_network
-from metajax.reptile import reptile
-from metajax.sequence import Sequence, episode_sequence
-from metajax.siamese import AffineDistortion, pair_sampler, siamese
-from metajax.snail import snail
-from metajax.tapnet import tapnet
-from metajax.trainer import (
+from metajax.core.learner import Learner
+from metajax.learners.metric.idemenet import idemenet
+from metajax.learners.metric.matching import matching_networks
+from metajax.learners.metric.protonet import protonet
+from metajax.learners.metric.relation import relation_network
+from metajax.learners.metric.siamese import AffineDistortion, pair_sampler, siamese
+from metajax.learners.metric.tapnet import tapnet
+from metajax.learners.model.mann import MemoryState, lstm_baseline, mann
+from metajax.learners.model.metanet import meta_networks
+from metajax.learners.model.sequence import Sequence, episode_sequence
+from metajax.learners.model.snail import snail
+from metajax.learners.optimization.anil import anil
+from metajax.learners.optimization.finetune import finetune
+from metajax.learners.optimization.imaml import imaml
+from metajax.learners.optimization.inner_loop import (
+    FirstOrder,
+    Implicit,
+    Unrolled,
+    adapt,
+    adapted_loss,
+)
+from metajax.learners.optimization.maml import fomaml, maml
+from metajax.learners.optimization.metasgd import metasgd
+from metajax.learners.optimization.reptile import reptile
+from metajax.nets.backbones import Model, conv4, mlp
+from metajax.training import distributed
+from metajax.training.checkpoint import checkpoint_manager, restore_state, save_state
+from metajax.training.distributed import replicate, task_mesh
+from metajax.training.trainer import (
     Evaluation,
     NonFiniteError,
     TrainState,

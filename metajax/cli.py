@@ -21,27 +21,28 @@ import jax
 import numpy as np
 import optax
 
-from metajax import checkpoint, datasets, distributed
-from metajax.anil import anil
+from metajax import datasets
+from metajax.core.episodes import pool_sampler
 from metajax.datasets import sinusoid_sampler
-from metajax.distributed import check_tasks, task_mesh
-from metajax.episodes import pool_sampler
-from metajax.finetune import finetune
-from metajax.idemenet import idemenet
-from metajax.imaml import imaml
-from metajax.maml import fomaml, maml
-from metajax.mann import lstm_baseline, mann
-from metajax.matching import matching_networks
-from metajax.metanet import meta_networks
-from metajax.metasgd import metasgd
-from metajax.models import conv4, mlp
-from metajax.protonet import protonet
-from metajax.relation import relation_embedding, relation_module, relation_network
-from metajax.reptile import reptile
-from metajax.siamese import siamese
-from metajax.snail import snail
-from metajax.tapnet import tapnet
-from metajax.trainer import NonFiniteError, evaluate, meta_train, validation_metric
+from metajax.learners.metric.idemenet import idemenet
+from metajax.learners.metric.matching import matching_networks
+from metajax.learners.metric.protonet import protonet
+from metajax.learners.metric.relation import relation_embedding, relation_module, relation_network
+from metajax.learners.metric.siamese import siamese
+from metajax.learners.metric.tapnet import tapnet
+from metajax.learners.model.mann import lstm_baseline, mann
+from metajax.learners.model.metanet import meta_networks
+from metajax.learners.model.snail import snail
+from metajax.learners.optimization.anil import anil
+from metajax.learners.optimization.finetune import finetune
+from metajax.learners.optimization.imaml import imaml
+from metajax.learners.optimization.maml import fomaml, maml
+from metajax.learners.optimization.metasgd import metasgd
+from metajax.learners.optimization.reptile import reptile
+from metajax.nets.backbones import conv4, mlp
+from metajax.training import checkpoint, distributed
+from metajax.training.distributed import check_tasks, task_mesh
+from metajax.training.trainer import NonFiniteError, evaluate, meta_train, validation_metric
 
 # Learners whose network ends in an N-way head: they train and test at the same ways.
 HEAD_LEARNERS = ("maml", "fomaml", "imaml", "reptile", "metasgd", "anil", "finetune")

@@ -5,9 +5,9 @@ import pytest
 from jax.test_util import check_grads
 
 from metajax import conv4, mlp
-from metajax.anil import anil
+from metajax.core.episodes import sample_episode
 from metajax.datasets import sample_sinusoid
-from metajax.episodes import sample_episode
+from metajax.learners.optimization.anil import anil
 
 
 def test_meta_gradient_reaches_the_body_and_matches_finite_differences(f64):

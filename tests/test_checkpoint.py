@@ -18,8 +18,8 @@ import optax
 import pytest
 
 from metajax import meta_train, mlp, pool_sampler, protonet
-from metajax.checkpoint import checkpoint_manager, restore_state, save_state
-from metajax.trainer import NonFiniteError, init_state
+from metajax.training.checkpoint import checkpoint_manager, restore_state, save_state
+from metajax.training.trainer import NonFiniteError, init_state
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import textwrap
 import jax
 import pytest
 
-from metajax.distributed import check_tasks, initialize, replicate, task_mesh
+from metajax.training.distributed import check_tasks, initialize, replicate, task_mesh
 
 
 def run_on_forced_devices(code: str, devices: int = 4) -> dict:
@@ -37,7 +37,7 @@ import json, re
 import jax, numpy as np, optax
 from metajax import conv4, init_state, make_train_step, maml, pool_sampler, protonet
 from metajax.datasets import load_digits
-from metajax.distributed import replicate, task_mesh
+from metajax.training.distributed import replicate, task_mesh
 
 assert jax.device_count() == 4, jax.devices()
 pool = load_digits().pool("train")  # [5 classes, 174, 8, 8, 1]
@@ -109,7 +109,7 @@ import json, tempfile
 import jax, numpy as np, optax
 from metajax import conv4, meta_train, pool_sampler, protonet
 from metajax.datasets import load_digits
-from metajax.distributed import task_mesh
+from metajax.training.distributed import task_mesh
 
 pool = load_digits().pool("train")
 train = pool_sampler(pool[:4], ways=2, shots=3, queries=5)
@@ -147,7 +147,7 @@ import json, os, sys
 os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
 import jax, numpy as np, optax
 from metajax import init_state, make_train_step, mlp, pool_sampler, protonet
-from metajax.distributed import initialize, replicate, task_mesh
+from metajax.training.distributed import initialize, replicate, task_mesh
 
 initialize(f"localhost:{sys.argv[2]}", num_processes=2, process_id=int(sys.argv[1]))
 pool = np.random.default_rng(0).normal(size=(12, 20, 7)).astype(np.float32)

@@ -18,7 +18,7 @@ def public_functions():
     for module, names in (
         (metajax, metajax.__all__),
         (metajax.datasets, metajax.datasets.__all__),
-        (metajax.distributed, ["task_mesh", "replicate", "initialize", "check_tasks"]),
+        (metajax.training.distributed, ["task_mesh", "replicate", "initialize", "check_tasks"]),
     ):
         for name in names:
             obj = getattr(module, name)

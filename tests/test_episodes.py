@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from metajax.episodes import pool_sampler, sample_batch, sample_episode
+from metajax.core.episodes import pool_sampler, sample_batch, sample_episode
 
 
 def coded_pool(classes=12, examples=9, extra=(2,)):

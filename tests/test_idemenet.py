@@ -6,8 +6,8 @@ import pytest
 from jax.test_util import check_grads
 
 from metajax import Split, conv4, evaluate, meta_train, mlp, pool_sampler, protonet
-from metajax.episodes import sample_episode
-from metajax.idemenet import DeformationNet, deform, idemenet, patch_index
+from metajax.core.episodes import sample_episode
+from metajax.learners.metric.idemenet import DeformationNet, deform, idemenet, patch_index
 
 
 def image_pool(key, classes=8, examples=6, side=8):

@@ -5,8 +5,9 @@ import optax
 import pytest
 
 from metajax import Episode, Model, Split
-from metajax.imaml import imaml
-from metajax.inner_loop import (
+from metajax.core.losses import regression_loss
+from metajax.learners.optimization.imaml import imaml
+from metajax.learners.optimization.inner_loop import (
     FirstOrder,
     Implicit,
     Unrolled,
@@ -14,7 +15,6 @@ from metajax.inner_loop import (
     adapted_loss,
     conjugate_gradient,
 )
-from metajax.losses import regression_loss
 
 LINEAR = Model(init=lambda key, x: jnp.zeros(x.shape[1], x.dtype), apply=lambda w, x: x @ w)
 

@@ -6,9 +6,9 @@ import pytest
 from jax.test_util import check_grads
 
 from metajax import conv4, init_state, make_train_step, mlp, pool_sampler
+from metajax.core.episodes import sample_episode
 from metajax.datasets import sample_sinusoid, sinusoid_sampler
-from metajax.episodes import sample_episode
-from metajax.maml import fomaml, maml
+from metajax.learners.optimization.maml import fomaml, maml
 
 
 def test_maml_meta_gradient_matches_finite_differences_to_second_order(f64):

@@ -6,8 +6,8 @@ import pytest
 from jax.test_util import check_grads
 
 from metajax import Episode, Split, meta_train, pool_sampler
-from metajax.episodes import sample_episode
-from metajax.mann import (
+from metajax.core.episodes import sample_episode
+from metajax.learners.model.mann import (
     MANN,
     cosine_read_weights,
     initial_memory_state,
@@ -18,7 +18,7 @@ from metajax.mann import (
     update_usage,
     write_memory,
 )
-from metajax.sequence import episode_sequence
+from metajax.learners.model.sequence import episode_sequence
 
 EPS = 1e-8
 

@@ -6,8 +6,8 @@ import pytest
 from jax.test_util import check_grads
 
 from metajax import Episode, Split, conv4, evaluate, meta_train, mlp, pool_sampler
-from metajax.episodes import sample_episode
-from metajax.matching import FullContextEmbedding, attention, matching_networks
+from metajax.core.episodes import sample_episode
+from metajax.learners.metric.matching import FullContextEmbedding, attention, matching_networks
 
 
 def numpy_matching(params, episode):

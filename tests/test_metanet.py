@@ -6,8 +6,13 @@ import pytest
 from jax.test_util import check_grads
 
 from metajax import Split, evaluate, meta_train, pool_sampler
-from metajax.episodes import sample_episode
-from metajax.metanet import AugmentedNet, cosine_attention, log_and_sign, meta_networks
+from metajax.core.episodes import sample_episode
+from metajax.learners.model.metanet import (
+    AugmentedNet,
+    cosine_attention,
+    log_and_sign,
+    meta_networks,
+)
 
 
 def small_episode(key, ways=3, shots=2, queries=2, features=5):

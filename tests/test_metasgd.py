@@ -5,9 +5,9 @@ import pytest
 from jax.test_util import check_grads
 
 from metajax import mlp
+from metajax.core.losses import supervised_loss
 from metajax.datasets import sample_sinusoid
-from metajax.losses import supervised_loss
-from metajax.metasgd import metasgd
+from metajax.learners.optimization.metasgd import metasgd
 
 
 def test_inner_step_is_elementwise_and_rates_are_meta_learned(f64):

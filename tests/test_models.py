@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from metajax.models import conv4, max_pool_2x2, mlp
+from metajax.nets.backbones import conv4, max_pool_2x2, mlp
 
 
 def test_conv4_shapes():

@@ -24,12 +24,12 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from metajax.core.episodes import pool_sampler, sample_batch, sample_episode
 from metajax.datasets import omniglot as om
 from metajax.datasets import tfds as mtfds
 from metajax.datasets.base import CorruptDataError, DataNotFoundError
 from metajax.datasets.sinusoid import sample_sinusoid, sinusoid_sampler
 from metajax.datasets.uea import class_pool, class_sampler, pad_series
-from metajax.episodes import pool_sampler, sample_batch, sample_episode
 
 # Every new shape compiles the sampler's primitives (eagerly that is cheaper here than one
 # jit per config), so these examples stay few and small.

@@ -6,7 +6,7 @@ import pytest
 from jax.test_util import check_grads
 
 from metajax import Episode, Split, conv4, evaluate, meta_train, mlp, pool_sampler, protonet
-from metajax.episodes import sample_episode
+from metajax.core.episodes import sample_episode
 
 
 def numpy_protonet_loss(params, episode):

@@ -6,8 +6,8 @@ import pytest
 from jax.test_util import check_grads
 
 from metajax import Episode, Split, evaluate, meta_train, mlp, pool_sampler
-from metajax.episodes import sample_episode
-from metajax.relation import (
+from metajax.core.episodes import sample_episode
+from metajax.learners.metric.relation import (
     RelationInput,
     pairwise,
     relation_embedding,

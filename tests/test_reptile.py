@@ -5,10 +5,10 @@ import optax
 import pytest
 
 from metajax import init_state, make_train_step, mlp
+from metajax.core.losses import supervised_loss
 from metajax.datasets import sample_sinusoid, sinusoid_sampler
-from metajax.inner_loop import adapt
-from metajax.losses import supervised_loss
-from metajax.reptile import reptile
+from metajax.learners.optimization.inner_loop import adapt
+from metajax.learners.optimization.reptile import reptile
 
 
 def test_reptile_gradient_is_theta_minus_adapted():

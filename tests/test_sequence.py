@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from metajax import Episode, Split
-from metajax.episodes import sample_episode
-from metajax.sequence import (
+from metajax.core.episodes import sample_episode
+from metajax.learners.model.sequence import (
     episode_sequence,
     instance_numbers,
     offset_labels,

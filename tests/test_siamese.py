@@ -6,10 +6,16 @@ import pytest
 from jax.test_util import check_grads
 
 from metajax import Episode, Split, evaluate, meta_train, mlp
+from metajax.core.episodes import sample_episode
 from metajax.datasets.omniglot_alphabets import omniglot_alphabets, within_alphabet_sampler
-from metajax.episodes import sample_episode
-from metajax.models import conv4
-from metajax.siamese import AffineDistortion, distort, pair_sampler, random_affine, siamese
+from metajax.learners.metric.siamese import (
+    AffineDistortion,
+    distort,
+    pair_sampler,
+    random_affine,
+    siamese,
+)
+from metajax.nets.backbones import conv4
 
 
 def numpy_same_probability(params, a, b):

@@ -8,8 +8,8 @@ import pytest
 from jax.test_util import check_grads
 
 from metajax import Episode, Split, conv4, evaluate, meta_train, mlp, pool_sampler
-from metajax.episodes import sample_episode
-from metajax.snail import (
+from metajax.core.episodes import sample_episode
+from metajax.learners.model.snail import (
     AttentionBlock,
     DenseBlock,
     SNAILSequence,

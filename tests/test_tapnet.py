@@ -6,9 +6,9 @@ import pytest
 from jax.test_util import check_grads
 
 from metajax import Episode, Split, meta_train
+from metajax.core.distances import prototypes
 from metajax.datasets.uea import class_sampler, load_uea, pad_series
-from metajax.protonet import prototypes
-from metajax.tapnet import attention_prototypes, dimension_groups, tapnet
+from metajax.learners.metric.tapnet import attention_prototypes, dimension_groups, tapnet
 
 SMALL = dict(filters=(6, 6, 4), kernels=(4, 3, 3), lstm_units=3, mapping=(10, 5), attention_units=4)
 

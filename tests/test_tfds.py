@@ -16,8 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from metajax.core.episodes import sample_episode
 from metajax.datasets.base import CorruptDataError, DataNotFoundError, resolve_data_dir
-from metajax.episodes import sample_episode
 
 tfds = pytest.importorskip(
     "tensorflow_datasets", reason="tensorflow-datasets is not installed (pip install metajax[tfds])"

@@ -63,7 +63,7 @@ from metajax import (
     tapnet,
     task_mesh,
 )
-from metajax.relation import relation_module
+from metajax.learners.metric.relation import relation_module
 
 # Public names that are types or modules, not entry points taking arguments to check.
 NOT_ENTRY_POINTS = {

@@ -9,8 +9,8 @@ import numpy as np
 import optax
 
 import metajax as mj
-from metajax.idemenet import idemenet
-from metajax.trainer import make_eval_step, mean_ci95
+from metajax.learners.metric.idemenet import idemenet
+from metajax.training.trainer import make_eval_step, mean_ci95
 
 METHODS = ("IDeMe-Net", "ProtoNet")
 

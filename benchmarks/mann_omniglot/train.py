@@ -10,8 +10,8 @@ import optax
 
 import metajax as mj
 from metajax.datasets import load_omniglot
-from metajax.mann import lstm_baseline, mann
-from metajax.trainer import mean_ci95
+from metajax.learners.model.mann import lstm_baseline, mann
+from metajax.training.trainer import mean_ci95
 
 # Santoro et al. 2016, Table 1: 5-way Omniglot, accuracy at the k-th instance of a class.
 PAPER = {

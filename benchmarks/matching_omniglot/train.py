@@ -9,7 +9,7 @@ import numpy as np
 import optax
 
 import metajax as mj
-from metajax.matching import matching_networks
+from metajax.learners.metric.matching import matching_networks
 
 # Vinyals et al. 2016, Table 1 (Omniglot), Matching Networks, cosine, no fine-tuning.
 PAPER = {(5, 1): 0.981, (5, 5): 0.989, (20, 1): 0.938, (20, 5): 0.985}

@@ -9,7 +9,7 @@ import numpy as np
 import optax
 
 import metajax as mj
-from metajax.metanet import meta_networks
+from metajax.learners.model.metanet import meta_networks
 
 # Munkhdalai & Yu 2017, Table 1 (Omniglot, Vinyals split), one-shot accuracy.
 PAPER = {"5w1s": 0.9895, "20w1s": 0.9700}

@@ -9,7 +9,7 @@ import numpy as np
 import optax
 
 import metajax as mj
-from metajax.relation import relation_network
+from metajax.learners.metric.relation import relation_network
 
 # Sung et al. 2018, Table 1 (Omniglot, Vinyals split), accuracy.
 PAPER = {"5w1s": 0.996, "5w5s": 0.998, "20w1s": 0.976, "20w5s": 0.991}

@@ -1,7 +1,7 @@
 """Meta-steps per second against the number of devices, and the scaling efficiency.
 
 The meta-batch's tasks are split across a ``task_mesh`` (data parallel over tasks,
-parameters replicated; metajax.distributed). Each device count runs in its own
+parameters replicated; metajax.training.distributed). Each device count runs in its own
 process: on CPU with ``--xla_force_host_platform_device_count``, on an accelerator
 with its first n devices. Two ways to scale are reported:
 

@@ -16,8 +16,8 @@ import numpy as np
 import optax
 
 import metajax as mj
-from metajax.distributed import replicate, task_mesh
 from metajax.results import environment
+from metajax.training.distributed import replicate, task_mesh
 
 
 def make_learner(config: dict, name: str):

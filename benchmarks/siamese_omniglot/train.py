@@ -9,7 +9,7 @@ import optax
 
 import metajax as mj
 from metajax.datasets.omniglot_alphabets import omniglot_alphabets, within_alphabet_sampler
-from metajax.siamese import AffineDistortion, pair_sampler, siamese
+from metajax.learners.metric.siamese import AffineDistortion, pair_sampler, siamese
 
 # Koch, Zemel & Salakhutdinov 2015, Table 2: convolutional Siamese net, 20-way
 # within-alphabet one-shot classification on Omniglot's evaluation alphabets.

@@ -9,7 +9,7 @@ import numpy as np
 import optax
 
 import metajax as mj
-from metajax.snail import snail
+from metajax.learners.model.snail import snail
 
 # Mishra et al. 2018, Table 1 (Omniglot, Vinyals split), accuracy.
 PAPER = {"5w1s": 0.9907, "5w5s": 0.9978, "20w1s": 0.9764, "20w5s": 0.9936}

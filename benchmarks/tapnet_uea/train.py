@@ -11,7 +11,7 @@ import optax
 
 import metajax as mj
 from metajax.datasets.uea import class_sampler, load_uea, uea_few_shot
-from metajax.tapnet import tapnet
+from metajax.learners.metric.tapnet import tapnet
 
 # Zhang et al. 2020, Table 2 (accuracy on the official test split).
 PAPER = {"JapaneseVowels": 0.965, "BasicMotions": 1.000}

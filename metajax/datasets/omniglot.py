@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from metajax.checkpoint import write_atomic
+from metajax.core.io import write_atomic
 from metajax.datasets.base import (
     ARCHIVE_ERRORS,
     CorruptDataError,

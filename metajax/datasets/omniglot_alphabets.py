@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from metajax.episodes import Episode, EpisodeSampler, Split, check_episode_config, check_pool
+from metajax.core.episodes import Episode, EpisodeSampler, Split, check_episode_config, check_pool
 
 
 def omniglot_alphabets(class_names) -> tuple[np.ndarray, tuple[str, ...]]:

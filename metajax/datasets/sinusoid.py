@@ -2,7 +2,7 @@
 
 A task is ``y = A sin(x - phi)`` with amplitude ``A ~ U[0.1, 5]``, phase
 ``phi ~ U[0, pi]`` and inputs ``x ~ U[-5, 5]``. There is no pool: every key is a
-new function, so the family is an :class:`~metajax.episodes.EpisodeSampler` with
+new function, so the family is an :class:`~metajax.core.episodes.EpisodeSampler` with
 empty data.
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from metajax.episodes import Episode, EpisodeSampler, Split
-from metajax.validation import check_int
+from metajax.core.episodes import Episode, EpisodeSampler, Split
+from metajax.core.validation import check_int
 
 AMPLITUDE = (0.1, 5.0)
 PHASE = (0.0, float(jnp.pi))

@@ -9,8 +9,8 @@ series of different lengths. Every series is therefore zero-padded at the end to
 common ``length`` and given one extra *mask channel*: ``x`` is ``[n, length,
 channels + 1]``, ``x[..., :channels]`` the z-normalised values (zero on padding) and
 ``x[..., channels]`` 1.0 on real time steps and 0.0 on padding. Keeping the mask
-inside ``x`` keeps every split a plain :class:`~metajax.episodes.Split` ``(x, y)``,
-so the samplers, the trainer and ``vmap`` need no change; :func:`metajax.tapnet.tapnet`
+inside ``x`` keeps every split a plain :class:`~metajax.core.episodes.Split` ``(x, y)``,
+so the samplers, the trainer and ``vmap`` need no change; :func:`metajax.tapnet`
 reads the mask so that padding does not change its output.
 
 Normalisation is per channel with the mean and standard deviation of the training
@@ -42,9 +42,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from metajax.core.episodes import Episode, EpisodeSampler, Split, check_episode_config, check_pool
+from metajax.core.validation import check_int
 from metajax.datasets.base import FewShotDataset, split_classes
-from metajax.episodes import Episode, EpisodeSampler, Split, check_episode_config, check_pool
-from metajax.validation import check_int
 
 BALANCE = ("cap", "replace")
 INSTALL_HINT = (

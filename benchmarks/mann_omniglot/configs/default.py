@@ -15,7 +15,7 @@ What differs from the paper:
 * the optimizer: Adam at 1e-3 instead of RMSProp at 1e-4, which in a few thousand
   updates barely moves; gradients are clipped to a global norm of 10 in both configs;
 * no data augmentation (the paper translates and rotates examples slightly);
-* the learned key strength of the MANN (see ``metajax.mann``).
+* the learned key strength of the MANN (see ``metajax.learners.model.mann``).
 
 Test numbers are the per-instance accuracies of the loss's metrics over
 ``eval_episodes`` sequences of unseen test classes.

@@ -5,7 +5,7 @@ paper's MANN (LSTM controller of 200 units, 128 x 40 memory, 4 read heads) and i
 200-unit LSTM baseline, 20x20 images. We read "100,000 episodes" as 100,000 updates
 of 16 episodes each. The RMSProp decay (0.95) and the gradient clipping are not stated
 in the paper: they are the usual NTM-family settings. No time limit. The learned key
-strength of our MANN (a deviation; see ``metajax.mann``) stays on; set
+strength of our MANN (a deviation; see ``metajax.learners.model.mann``) stays on; set
 ``mann.key_strength`` to False for the paper's plain cosine.
 """
 

@@ -1,6 +1,6 @@
 """CPU budget: Meta Networks on Omniglot (Vinyals split), about 12 minutes of training per model.
 
-The paper's MetaNet (metajax.metanet: five layer-augmented 3x3 conv blocks, a hidden
+The paper's MetaNet (metajax.learners.model.metanet: five layer-augmented 3x3 conv blocks, a hidden
 layer of 64, m and d of 20 units, T = 5, second order) with 32 filters instead of 64,
 which makes the per-coordinate networks m and d, the dominant cost, four times
 cheaper. Adam at 1e-3 with global-norm clipping at 10 and one episode per update, as

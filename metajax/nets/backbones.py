@@ -20,7 +20,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from metajax.validation import (
+from metajax.core.validation import (
     check_array,
     check_choice,
     check_floating,

@@ -69,11 +69,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from metajax.episodes import Episode, Split
-from metajax.learner import Learner
-from metajax.losses import classification_loss
-from metajax.models import im2col_conv
-from metajax.validation import (
+from metajax.core.distances import cosine_similarity
+from metajax.core.episodes import Episode, Split
+from metajax.core.learner import Learner
+from metajax.core.losses import classification_loss
+from metajax.core.validation import (
     check_bool,
     check_episode,
     check_features,
@@ -83,6 +83,7 @@ from metajax.validation import (
     check_key,
     check_split,
 )
+from metajax.nets.backbones import im2col_conv
 
 
 def log_and_sign(g: jax.Array, k: float = 7.0) -> jax.Array:
@@ -239,9 +240,7 @@ def cosine_attention(queries: jax.Array, keys: jax.Array, eps: float = 1e-6) -> 
       >>> [round(float(a), 3) for a in cosine_attention(keys[:1], keys)[0]]
       [0.731, 0.269]
     """
-    q = queries / jnp.sqrt(jnp.sum(queries**2, -1, keepdims=True) + eps)
-    k = keys / jnp.sqrt(jnp.sum(keys**2, -1, keepdims=True) + eps)
-    return jax.nn.softmax(q @ k.T, axis=-1)
+    return jax.nn.softmax(cosine_similarity(queries, keys, eps), axis=-1)
 
 
 def meta_networks(
@@ -280,7 +279,7 @@ def meta_networks(
 
     Example:
       >>> import jax
-      >>> from metajax.episodes import sample_episode
+      >>> from metajax.core.episodes import sample_episode
       >>> pool = jax.random.uniform(jax.random.key(0), (6, 4, 8, 8, 1))
       >>> episode = sample_episode(jax.random.key(1), pool, ways=3, shots=1, queries=2)
       >>> learner = meta_networks(ways=3, filters=4, blocks=2, hidden=(8,))

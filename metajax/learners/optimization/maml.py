@@ -1,7 +1,7 @@
 """MAML (Finn, Abbeel & Levine, ICML 2017) and first-order MAML, on the shared inner loop.
 
 The meta-parameters are the network's initial weights. Each task adapts them with a
-few gradient steps on its support set (:func:`metajax.inner_loop.adapt`); the
+few gradient steps on its support set (:func:`metajax.learners.optimization.inner_loop.adapt`); the
 meta-objective is the query loss at the adapted weights, differentiated through
 the inner loop (second order), or with the inner Jacobian dropped (first order).
 
@@ -19,7 +19,17 @@ from __future__ import annotations
 
 import optax
 
-from metajax.inner_loop import (
+from metajax.core.learner import Learner
+from metajax.core.losses import split_losses
+from metajax.core.validation import (
+    check_bool,
+    check_float,
+    check_int,
+    check_model,
+    check_optimizer,
+    check_task,
+)
+from metajax.learners.optimization.inner_loop import (
     FirstOrder,
     Implicit,
     MetaGradient,
@@ -28,36 +38,7 @@ from metajax.inner_loop import (
     adapted_loss,
     check_inner_config,
 )
-from metajax.learner import Learner
-from metajax.losses import split_losses
-from metajax.models import Model
-from metajax.validation import (
-    check_bool,
-    check_episode,
-    check_features,
-    check_float,
-    check_int,
-    check_key,
-    check_model,
-    check_optimizer,
-    check_split,
-)
-
-
-def check_task(
-    episode=None, *, key, support=None, query_x=None, optional_key: bool = False
-) -> None:
-    """The input checks of a gradient-based learner's ``init``/``loss`` or ``predict``.
-
-    Labels may be integer classes or floating regression targets; values are never
-    read, so the checks cost nothing under ``jit``.
-    """
-    check_key("key", key, optional=optional_key)
-    if episode is not None:
-        check_episode("episode", episode, labels="any")
-    if support is not None:
-        check_split("support", support, labels="any")
-        check_features("query_x", query_x, "support", support.x)
+from metajax.nets.backbones import Model
 
 
 def gradient_learner(

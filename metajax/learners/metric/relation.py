@@ -34,10 +34,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from metajax.episodes import Episode, Split
-from metajax.learner import Learner
-from metajax.models import CONVOLUTIONS, BatchStatNorm, Model, max_pool_2x2
-from metajax.validation import (
+from metajax.core.episodes import Episode, Split
+from metajax.core.learner import Learner
+from metajax.core.validation import (
     check_array,
     check_choice,
     check_episode,
@@ -49,6 +48,7 @@ from metajax.validation import (
     check_optional_int,
     check_split,
 )
+from metajax.nets.backbones import CONVOLUTIONS, BatchStatNorm, Model, max_pool_2x2
 
 
 class RelationEmbedding(nn.Module):
@@ -182,7 +182,7 @@ def pairwise(model: Model) -> Model:
 
     Example:
       >>> import jax, jax.numpy as jnp
-      >>> from metajax.models import mlp
+      >>> from metajax.nets.backbones import mlp
       >>> g = pairwise(mlp(hidden=(8,), outputs=1))
       >>> x = RelationInput(jnp.ones((3, 4)), jnp.ones((5, 4)), jnp.ones(3, bool))
       >>> g.apply(g.init(jax.random.key(0), x), x).shape
@@ -232,7 +232,7 @@ def relation_embedding(
       filters: channels of every convolution (64 in the paper).
       blocks: conv blocks (4 in the paper).
       pooled: how many of the first blocks are unpadded and 2x2 max-pooled (2).
-      convolution: ``"xla"`` or ``"im2col"``, as in :func:`metajax.models.conv4`.
+      convolution: ``"xla"`` or ``"im2col"``, as in :func:`metajax.nets.backbones.conv4`.
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -329,7 +329,7 @@ def relation_network(
     """Relation Networks (Sung et al. 2018), trained by MSE on one-hot targets.
 
     Support and query are embedded in one pass, so the batch norm of f uses the
-    episode's statistics (see :mod:`metajax.models`); the batch norm of g uses the
+    episode's statistics (see :mod:`metajax.nets.backbones`); the batch norm of g uses the
     statistics of the (class, query) pairs of the classes present in the support set.
 
     ``predict`` returns relation scores in ``[0, 1]``, one column per label, with
@@ -348,7 +348,7 @@ def relation_network(
       model: the embedding f, images ``[n, ...]`` to feature maps ``[n, ..., c]``;
         :func:`relation_embedding` (the paper's Omniglot f) by default. It may also
         give flat features ``[n, c]`` for a relation module with ``blocks=0``.
-      relation: the relation module g, a :class:`~metajax.models.Model` over a
+      relation: the relation module g, a :class:`~metajax.nets.backbones.Model` over a
         :class:`RelationInput` (class features, query features, present classes)
         returning ``[q, c]`` logits, one per pair ``[class feature, query feature]``
         (the channel-wise concatenation in the paper's order, eq. 1); the sigmoid is
@@ -361,7 +361,7 @@ def relation_network(
 
     Example:
       >>> import jax, jax.numpy as jnp
-      >>> from metajax.episodes import sample_episode
+      >>> from metajax.core.episodes import sample_episode
       >>> pool = jax.random.uniform(jax.random.key(0), (10, 8, 28, 28, 1))
       >>> episode = sample_episode(jax.random.key(1), pool, ways=5, shots=1, queries=2)
       >>> learner = relation_network()

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import optax
 
-from metajax.inner_loop import Implicit, check_implicit
-from metajax.learner import Learner
-from metajax.maml import gradient_learner
-from metajax.models import Model
-from metajax.validation import check_float, check_optional_int
+from metajax.core.learner import Learner
+from metajax.core.validation import check_float, check_optional_int
+from metajax.learners.optimization.inner_loop import Implicit, check_implicit
+from metajax.learners.optimization.maml import gradient_learner
+from metajax.nets.backbones import Model
 
 
 def imaml(
@@ -39,7 +39,7 @@ def imaml(
     The inner problem is the proximal one, ``L_support(phi) + (lambda/2)||phi - theta||^2``,
     solved approximately by ``inner_steps`` steps; the meta-gradient solves
     ``(I + H/lambda) v = g`` by ``cg_steps`` of conjugate gradient on Hessian-vector
-    products (see :class:`metajax.inner_loop.Implicit`). Its memory does not depend
+    products (see :class:`~metajax.Implicit`). Its memory does not depend
     on ``inner_steps``. The metrics report ``cg_residual`` and ``cg_converged``.
 
     Args:
@@ -56,7 +56,7 @@ def imaml(
         default) the meta-gradient is the paper's exact implicit one; on deep
         non-convex networks (Conv-4 on Omniglot) the undamped system is indefinite
         and meta-training diverges, and the authors' released code uses
-        ``damping=1, lambda_damping=10`` (see :class:`metajax.inner_loop.Implicit`).
+        ``damping=1, lambda_damping=10`` (see :class:`~metajax.Implicit`).
       cg_tolerance: relative residual above which a solve counts as not converged.
 
     Example:

@@ -145,7 +145,7 @@ def check_bool(name: str, value) -> None:
 
 
 def check_model(name: str, model, *, optional: bool = False) -> None:
-    """Raises a ``ValueError`` unless ``model`` is a :class:`~metajax.models.Model`-like pair.
+    """Raises a ``ValueError`` unless ``model`` is a :class:`~metajax.nets.backbones.Model`-like.
 
     Anything with callable ``init`` and ``apply`` is accepted (``Model`` itself, or a
     NamedTuple of one's own); ``None`` too when ``optional``.
@@ -233,7 +233,7 @@ def check_split(
 
     Args:
       name: how the split is called in messages (``"support"``, ``"query"``).
-      split: a :class:`~metajax.episodes.Split`.
+      split: a :class:`~metajax.core.episodes.Split`.
       labels: ``"integer"``: ``y`` must be integer class labels ``[n]``;
         ``"any"``: those, or floating regression targets ``[n, *outputs]``.
       min_rank: the least rank of ``x`` (2 for ``[n, *features]``).
@@ -243,7 +243,7 @@ def check_split(
 
     Example:
       >>> import numpy as np
-      >>> from metajax.episodes import Split
+      >>> from metajax.core.episodes import Split
       >>> check_split("support", Split(np.zeros((3, 2), np.float32), np.zeros(2, np.int32)))
       Traceback (most recent call last):
       ...
@@ -324,3 +324,19 @@ def check_episode(name: str, episode, *, labels: str = "integer", min_rank: int 
             f"({support.y.dtype}{tuple(support.y.shape)}) must both be integer labels [n] "
             "or both floating targets with the same trailing shape"
         )
+
+
+def check_task(
+    episode=None, *, key, support=None, query_x=None, optional_key: bool = False
+) -> None:
+    """The input checks of a gradient-based learner's ``init``/``loss`` or ``predict``.
+
+    Labels may be integer classes or floating regression targets; values are never
+    read, so the checks cost nothing under ``jit``.
+    """
+    check_key("key", key, optional=optional_key)
+    if episode is not None:
+        check_episode("episode", episode, labels="any")
+    if support is not None:
+        check_split("support", support, labels="any")
+        check_features("query_x", query_x, "support", support.x)

@@ -30,8 +30,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from metajax.episodes import Episode, Split
-from metajax.validation import (
+from metajax.core.episodes import Episode, Split
+from metajax.core.validation import (
     check_episode,
     check_float,
     check_int,

@@ -11,7 +11,7 @@ to each label), so the bindings cannot be memorised across episodes.
 Accuracy is reported per *instance*: the ``k``-th presentation of a class within the
 sequence (Santoro et al., Table 1: 1st, 2nd, 3rd, 4th, 5th and 10th instance).
 
-Everything is built on the shared sampler's :class:`~metajax.episodes.Episode`
+Everything is built on the shared sampler's :class:`~metajax.core.episodes.Episode`
 (``sample_episode`` / ``pool_sampler``); nothing here reads data of its own.
 """
 
@@ -23,8 +23,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from metajax.episodes import Episode, Split
-from metajax.validation import check_int, check_key, check_split
+from metajax.core.episodes import Episode, Split
+from metajax.core.validation import check_int, check_key, check_split
 
 Array = jax.Array
 
@@ -93,7 +93,7 @@ def split_sequence(split: Split, key: Array | None, *, ways: int, name: str = "s
 
     Example:
       >>> import jax, jax.numpy as jnp
-      >>> from metajax.episodes import Split
+      >>> from metajax.core.episodes import Split
       >>> seq = split_sequence(Split(jnp.eye(4), jnp.array([0, 1, 0, 1])), None, ways=2)
       >>> seq.instance.tolist(), seq.previous_label[1].tolist()
       ([1, 1, 2, 2], [1.0, 0.0])
@@ -131,7 +131,7 @@ def episode_sequence(episode: Episode, key: Array, *, ways: int, instances: int)
 
     Example:
       >>> import jax, jax.numpy as jnp
-      >>> from metajax.episodes import sample_episode
+      >>> from metajax.core.episodes import sample_episode
       >>> pool = jnp.zeros((8, 12, 4))
       >>> ep = sample_episode(jax.random.key(0), pool, ways=3, shots=2, queries=3)
       >>> seq = episode_sequence(ep, jax.random.key(1), ways=3, instances=5)

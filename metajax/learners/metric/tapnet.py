@@ -44,12 +44,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from metajax.episodes import Episode, Split
-from metajax.learner import Learner
-from metajax.losses import classification_loss
-from metajax.models import BatchStatNorm
-from metajax.protonet import pairwise_distance
-from metajax.validation import (
+from metajax.core.distances import pairwise_distance
+from metajax.core.episodes import Episode, Split
+from metajax.core.learner import Learner
+from metajax.core.losses import classification_loss
+from metajax.core.validation import (
     check_array,
     check_episode,
     check_float,
@@ -60,6 +59,7 @@ from metajax.validation import (
     check_optional_int,
     check_split,
 )
+from metajax.nets.backbones import BatchStatNorm
 
 
 def dimension_groups(
@@ -221,10 +221,10 @@ def tapnet(
     separation: float = 0.0,
     seed: int = 0,
 ) -> Learner:
-    """TapNet (Zhang et al., AAAI 2020) as a :class:`~metajax.learner.Learner`.
+    """TapNet (Zhang et al., AAAI 2020) as a :class:`~metajax.core.learner.Learner`.
 
     Support and query are embedded in one pass, so batch norm uses the episode's
-    statistics (see :mod:`metajax.models`). Logits follow :func:`metajax.protonet`:
+    statistics (see :mod:`metajax.nets.backbones`). Logits follow :func:`metajax.protonet`:
     one column per possible label ``0..n_support-1``, ``-inf`` for labels absent from
     the support set.
 
@@ -251,7 +251,7 @@ def tapnet(
 
     Example:
       >>> import jax, jax.numpy as jnp
-      >>> from metajax.episodes import sample_episode
+      >>> from metajax.core.episodes import sample_episode
       >>> pool = jnp.ones((5, 4, 16, 4)).at[..., :3].set(
       ...     jax.random.normal(jax.random.key(0), (5, 4, 16, 3)))
       >>> episode = sample_episode(jax.random.key(1), pool, ways=3, shots=2, queries=2)

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from metajax.inner_loop import adapt
-from metajax.learner import Learner
-from metajax.losses import split_losses, supervised_loss
-from metajax.maml import check_task
-from metajax.models import Model
-from metajax.validation import check_float, check_int, check_model
+from metajax.core.learner import Learner
+from metajax.core.losses import split_losses, supervised_loss
+from metajax.core.validation import check_float, check_int, check_model, check_task
+from metajax.learners.optimization.inner_loop import adapt
+from metajax.nets.backbones import Model
 
 
 def finetune(model: Model, *, inner_lr: float = 0.01, test_inner_steps: int = 1) -> Learner:

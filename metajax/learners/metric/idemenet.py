@@ -47,7 +47,7 @@ What differs, and why:
   gallery; the released code leaves them unconstrained (a linear output), which
   in joint training lets the deformed images drift outside the image range.
 * The paper's backbone is ResNet-18 on 224x224 ImageNet images; here the embedding
-  is any :class:`~metajax.models.Model` (Conv-4 by default) and the deformation
+  is any :class:`~metajax.nets.backbones.Model` (Conv-4 by default) and the deformation
   encoder is a Conv-4-style stack sized for small images. The released code's
   learned scale on the distances ("little effect", their comment) is left out.
 * Gallery candidates: the released code ranks its whole gallery by features
@@ -63,12 +63,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from metajax.episodes import Episode, Split
-from metajax.learner import Learner
-from metajax.losses import classification_loss
-from metajax.models import BatchStatNorm, Model, conv4, max_pool_2x2
-from metajax.protonet import pairwise_distance, prototypes
-from metajax.validation import (
+from metajax.core.distances import pairwise_distance, prototypes
+from metajax.core.episodes import Episode, Split
+from metajax.core.learner import Learner
+from metajax.core.losses import classification_loss
+from metajax.core.validation import (
     check_choice,
     check_episode,
     check_features,
@@ -78,6 +77,7 @@ from metajax.validation import (
     check_model,
     check_split,
 )
+from metajax.nets.backbones import BatchStatNorm, Model, conv4, max_pool_2x2
 
 SELECTIONS = ("nearest", "random")
 
@@ -203,7 +203,7 @@ def idemenet(
     ``{"embedding": ..., "deformation": ...}``.
 
     Logits have one column per possible label ``0..n_support-1``, columns of labels
-    absent from the support set ``-inf``, as in :func:`metajax.protonet`.
+    absent from the support set ``-inf``, as in :func:`metajax.learners.metric.protonet`.
 
     ``predict`` and ``loss`` are random (the gallery draws) and need a PRNG key.
 
@@ -227,8 +227,8 @@ def idemenet(
 
     Example:
       >>> import jax, jax.numpy as jnp
-      >>> from metajax.episodes import sample_episode
-      >>> from metajax.models import mlp
+      >>> from metajax.core.episodes import sample_episode
+      >>> from metajax.nets.backbones import mlp
       >>> pool = jax.random.uniform(jax.random.key(0), (10, 6, 8, 8, 1))
       >>> episode = sample_episode(jax.random.key(1), pool, ways=3, shots=1, queries=2)
       >>> learner = idemenet(gallery=pool[5:, 0], model=mlp(hidden=(16,)), generated=2,

@@ -16,12 +16,11 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from metajax.inner_loop import adapt
-from metajax.learner import Learner
-from metajax.losses import split_losses
-from metajax.maml import check_task
-from metajax.models import Model
-from metajax.validation import check_int, check_model, check_optimizer
+from metajax.core.learner import Learner
+from metajax.core.losses import split_losses
+from metajax.core.validation import check_int, check_model, check_optimizer, check_task
+from metajax.learners.optimization.inner_loop import adapt
+from metajax.nets.backbones import Model
 
 
 def reptile(

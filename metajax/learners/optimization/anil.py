@@ -14,13 +14,12 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from metajax.episodes import Episode, Split
-from metajax.inner_loop import FirstOrder, adapt, adapted_loss
-from metajax.learner import Learner
-from metajax.losses import split_losses
-from metajax.maml import check_task
-from metajax.models import Model
-from metajax.validation import check_bool, check_float, check_int, check_model
+from metajax.core.episodes import Episode, Split
+from metajax.core.learner import Learner
+from metajax.core.losses import split_losses
+from metajax.core.validation import check_bool, check_float, check_int, check_model, check_task
+from metajax.learners.optimization.inner_loop import FirstOrder, adapt, adapted_loss
+from metajax.nets.backbones import Model
 
 
 def anil(

@@ -24,11 +24,11 @@ import optax
 from jax.sharding import Mesh
 from tqdm.auto import tqdm
 
-from metajax.checkpoint import checkpoint_manager, restore_state, save_state, write_atomic
-from metajax.distributed import check_tasks, replicate, replicated, task_sharded
-from metajax.episodes import EpisodeSampler
-from metajax.learner import Learner
-from metajax.validation import check_int, check_key, check_optimizer
+from metajax.core.episodes import EpisodeSampler
+from metajax.core.learner import Learner
+from metajax.core.validation import check_int, check_key, check_optimizer
+from metajax.training.checkpoint import checkpoint_manager, restore_state, save_state, write_atomic
+from metajax.training.distributed import check_tasks, replicate, replicated, task_sharded
 
 Array = jax.Array
 
@@ -134,10 +134,10 @@ def make_train_step(
         many vmapped tasks one after another (``jax.lax.map``), which bounds the
         memory of the activations kept for the backward pass at some cost in speed.
         With a mesh, the chunks are taken within each device's tasks.
-      mesh: a :func:`~metajax.distributed.task_mesh`: the tasks are split across its
+      mesh: a :func:`~metajax.training.distributed.task_mesh`: the tasks are split across its
         devices (data parallel, parameters replicated) and ``tasks`` must be a
         multiple of its size. Place the state and data on it with
-        :func:`~metajax.distributed.replicate`. ``None`` runs on the default device.
+        :func:`~metajax.training.distributed.replicate`. ``None`` runs on the default device.
 
     The metrics hold the task means of the learner's metrics, and ``finite``: 1.0
     when the loss, every gradient entry and every updated parameter were finite at
@@ -383,7 +383,7 @@ def meta_train(
     the same logged metrics (wall times aside) as one that was never interrupted.
 
     Args:
-      learner: any :class:`~metajax.learner.Learner`.
+      learner: any :class:`~metajax.core.learner.Learner`.
       sampler: meta-training episodes. It is a pure function of the run's key, so the
         key in the checkpoint is the whole state of the sampler.
       optimizer: the outer (meta) optimizer.
@@ -402,7 +402,7 @@ def meta_train(
       validation_episodes: episodes per validation pass.
       time_limit: seconds of training after which to stop early, at the first logged
         step past it (a budgeted run); ``state.step`` says how many steps ran.
-      mesh: a :func:`~metajax.distributed.task_mesh`: split each meta-batch's tasks
+      mesh: a :func:`~metajax.training.distributed.task_mesh`: split each meta-batch's tasks
         across its devices (``tasks`` must be a multiple of its size). ``None`` runs
         on the default device.
       checkpoint_dir: where orbax checkpoints go; ``None`` writes none.

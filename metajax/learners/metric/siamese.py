@@ -17,7 +17,7 @@ applied with probability 0.5. Table 2 reports 92.0% on Lake's 20-way within-alph
 one-shot task.
 
 How it meets the shared trainer. ``loss`` scores pairs formed from an ordinary
-:class:`~metajax.episodes.Episode`, so ``meta_train`` runs it unchanged with either
+:class:`~metajax.core.episodes.Episode`, so ``meta_train`` runs it unchanged with either
 source of episodes:
 
 * ``pairing="all"`` (default): every support-query pair of the episode, labelled
@@ -40,10 +40,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from metajax.episodes import Episode, EpisodeSampler, Split, check_pool
-from metajax.learner import Learner
-from metajax.models import Model, conv4
-from metajax.validation import (
+from metajax.core.episodes import Episode, EpisodeSampler, Split, check_pool
+from metajax.core.learner import Learner
+from metajax.core.validation import (
     check_choice,
     check_episode,
     check_features,
@@ -53,6 +52,7 @@ from metajax.validation import (
     check_model,
     check_split,
 )
+from metajax.nets.backbones import Model, conv4
 
 PAIRINGS = ("all", "aligned")
 
@@ -184,11 +184,11 @@ def siamese(
     pairing: str = "all",
     distortion: AffineDistortion | None = None,
 ) -> Learner:
-    """Siamese Networks (Koch et al. 2015) as a :class:`~metajax.learner.Learner`.
+    """Siamese Networks (Koch et al. 2015) as a :class:`~metajax.core.learner.Learner`.
 
     ``params`` are ``{"encoder": ..., "head": {"alpha", "bias"}}``. The images of an
     episode are embedded in one pass, so batch norm in the encoder uses the episode's
-    statistics, as in :func:`~metajax.protonet.protonet`.
+    statistics, as in :func:`~metajax.learners.metric.protonet.protonet`.
 
     ``loss`` is the class-balanced binary cross-entropy of the verification head on
     the episode's pairs (see the module docstring for ``pairing``); its metrics are
@@ -212,7 +212,7 @@ def siamese(
 
     Example:
       >>> import jax
-      >>> from metajax.episodes import sample_episode
+      >>> from metajax.core.episodes import sample_episode
       >>> pool = jax.random.uniform(jax.random.key(0), (10, 8, 28, 28, 1))
       >>> episode = sample_episode(jax.random.key(1), pool, ways=5, shots=1, queries=2)
       >>> learner = siamese(distortion=AffineDistortion())

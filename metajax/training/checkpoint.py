@@ -7,7 +7,6 @@ and a rename; run checkpoints are orbax step folders, finalised by a rename.
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -15,25 +14,7 @@ from typing import Any
 import jax
 from flax import serialization
 
-
-def write_atomic(path: str | os.PathLike, payload: bytes) -> Path:
-    """Writes ``payload`` to ``path`` via a synced temporary file and a rename.
-
-    Readers see the old file or the new one, never a part of either.
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide shared files from other users.
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+from metajax.core.io import write_atomic
 
 
 def save_params(path: str | os.PathLike, params: Any) -> Path:
@@ -90,7 +71,7 @@ def checkpoint_manager(
     import orbax.checkpoint as ocp
     from orbax.checkpoint import checkpoint_managers as policies
 
-    from metajax.validation import check_int
+    from metajax.core.validation import check_int
 
     check_int("keep", keep, 1)
     if best_mode not in ("max", "min"):
@@ -143,7 +124,7 @@ def save_state(manager, step: int, state: Any, meta: dict, metrics: dict | None 
     """
     import orbax.checkpoint as ocp
 
-    from metajax.validation import check_int
+    from metajax.core.validation import check_int
 
     _check_manager(manager)
     check_int("step", step, 0)

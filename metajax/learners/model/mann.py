@@ -2,7 +2,7 @@
 
 A MANN is an LSTM controller with an external memory ``M`` of ``slots x size``,
 read by content and written by *least recently used access* (LRUA, §3.2). It
-meta-learns by the label-offset sequence protocol of :mod:`metajax.sequence`: it
+meta-learns by the label-offset sequence protocol of :mod:`metajax.learners.model.sequence`: it
 sees every example of an episode in turn, with the previous step's label, and must
 bind inputs to labels within the episode in its memory.
 
@@ -56,10 +56,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from metajax.episodes import Episode, Split
-from metajax.learner import Learner
-from metajax.sequence import Sequence, check_labels, episode_sequence, split_sequence
-from metajax.validation import check_bool, check_features, check_int, check_key, check_split
+from metajax.core.distances import cosine_similarity
+from metajax.core.episodes import Episode, Split
+from metajax.core.learner import Learner
+from metajax.core.validation import check_bool, check_features, check_int, check_key, check_split
+from metajax.learners.model.sequence import Sequence, check_labels, episode_sequence, split_sequence
 
 Array = jax.Array
 
@@ -106,17 +107,6 @@ def initial_memory_state(
         reads=jnp.zeros((heads, size), dtype),
         lstm=(zeros, zeros),
     )
-
-
-def cosine_similarity(keys: Array, memory: Array, eps: float = 1e-8) -> Array:
-    """``K(k, M(i))`` for every key and slot: ``[..., slots]`` from keys ``[..., size]``.
-
-    ``eps`` inside the square roots keeps an all-zero (empty) slot at similarity 0
-    with a finite gradient.
-    """
-    key_norm = jnp.sqrt(jnp.sum(keys * keys, -1, keepdims=True) + eps)
-    row_norm = jnp.sqrt(jnp.sum(memory * memory, -1) + eps)
-    return (keys @ memory.T) / (key_norm * row_norm)
 
 
 def cosine_read_weights(keys: Array, memory: Array, strength: Array | float = 1.0) -> Array:
@@ -393,7 +383,7 @@ def mann(
     """A MANN with LRUA memory (Santoro et al. 2016) under the label-offset sequence protocol.
 
     ``loss`` shuffles support and query of an episode into one sequence of
-    ``ways * instances`` steps (:func:`metajax.sequence.episode_sequence`) and
+    ``ways * instances`` steps (:func:`metajax.learners.model.sequence.episode_sequence`) and
     returns the mean cross-entropy over all steps, with metrics ``loss``,
     ``accuracy`` and ``instance_1`` .. ``instance_{min(instances, 10)}`` (accuracy at
     the k-th presentation of a class). ``predict`` runs the support set as a sequence
@@ -413,7 +403,7 @@ def mann(
 
     Example:
       >>> import jax
-      >>> from metajax.episodes import sample_episode
+      >>> from metajax.core.episodes import sample_episode
       >>> pool = jax.random.uniform(jax.random.key(0), (6, 8, 5))
       >>> episode = sample_episode(jax.random.key(1), pool, ways=3, shots=1, queries=2)
       >>> learner = mann(ways=3, instances=3, memory_slots=8, memory_size=4, controller=8)
@@ -477,7 +467,7 @@ def lstm_baseline(*, ways: int, instances: int, hidden: int = 200) -> Learner:
 
     Example:
       >>> import jax
-      >>> from metajax.episodes import sample_episode
+      >>> from metajax.core.episodes import sample_episode
       >>> pool = jax.random.uniform(jax.random.key(0), (6, 8, 5))
       >>> episode = sample_episode(jax.random.key(1), pool, ways=2, shots=1, queries=1)
       >>> learner = lstm_baseline(ways=2, instances=2, hidden=8)

@@ -13,14 +13,13 @@ episodes with 5 queries per class; 1-shot models train 1-shot, 5-shot models 5-s
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 
-from metajax.episodes import Episode, Split
-from metajax.learner import Learner
-from metajax.losses import classification_loss
-from metajax.models import Model, conv4
-from metajax.validation import (
+from metajax.core.distances import DISTANCES, pairwise_distance, prototypes
+from metajax.core.episodes import Episode, Split
+from metajax.core.learner import Learner
+from metajax.core.losses import classification_loss
+from metajax.core.validation import (
     check_choice,
     check_episode,
     check_features,
@@ -28,39 +27,14 @@ from metajax.validation import (
     check_model,
     check_split,
 )
-
-DISTANCES = ("squared_euclidean", "cosine")
-
-
-def prototypes(embeddings: jax.Array, labels: jax.Array, num_classes: int):
-    """Class-mean embeddings ``[num_classes, d]`` and a mask of classes present in ``labels``.
-
-    Classes may have unequal numbers of support examples; each prototype is the mean
-    of its own class.
-    """
-    sums = jax.ops.segment_sum(embeddings, labels, num_segments=num_classes)
-    counts = jax.ops.segment_sum(jnp.ones_like(labels, embeddings.dtype), labels, num_classes)
-    return sums / jnp.maximum(counts, 1)[:, None], counts > 0
-
-
-def pairwise_distance(queries: jax.Array, centres: jax.Array, kind: str) -> jax.Array:
-    """``[n, m]`` distances: squared Euclidean (as a matmul), or one minus cosine similarity."""
-    if kind == "squared_euclidean":
-        return (
-            jnp.sum(queries**2, -1)[:, None]
-            - 2.0 * queries @ centres.T
-            + jnp.sum(centres**2, -1)[None, :]
-        )
-    q = queries / jnp.maximum(jnp.linalg.norm(queries, axis=-1, keepdims=True), 1e-8)
-    c = centres / jnp.maximum(jnp.linalg.norm(centres, axis=-1, keepdims=True), 1e-8)
-    return 1.0 - q @ c.T
+from metajax.nets.backbones import Model, conv4
 
 
 def protonet(model: Model | None = None, *, distance: str = "squared_euclidean") -> Learner:
     """Prototypical Networks (Snell et al. 2017).
 
     Support and query are embedded in one pass, so the batch norm of the embedding
-    uses the episode's statistics (see :mod:`metajax.models`).
+    uses the episode's statistics (see :mod:`metajax.nets.backbones`).
 
     Logits have one column per possible label ``0..n_support-1``, since the number
     of ways is not a static property of the arrays; columns of labels absent from
@@ -73,7 +47,7 @@ def protonet(model: Model | None = None, *, distance: str = "squared_euclidean")
 
     Example:
       >>> import jax, jax.numpy as jnp
-      >>> from metajax.episodes import sample_episode
+      >>> from metajax.core.episodes import sample_episode
       >>> pool = jax.random.uniform(jax.random.key(0), (10, 8, 28, 28, 1))
       >>> episode = sample_episode(jax.random.key(1), pool, ways=5, shots=1, queries=2)
       >>> learner = protonet()

@@ -41,12 +41,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from metajax.episodes import Episode, Split
-from metajax.learner import Learner
-from metajax.losses import classification_loss
-from metajax.models import Model, conv4
-from metajax.protonet import DISTANCES, pairwise_distance
-from metajax.validation import (
+from metajax.core.distances import DISTANCES, pairwise_distance
+from metajax.core.episodes import Episode, Split
+from metajax.core.learner import Learner
+from metajax.core.losses import classification_loss
+from metajax.core.validation import (
     check_bool,
     check_choice,
     check_episode,
@@ -57,6 +56,7 @@ from metajax.validation import (
     check_model,
     check_split,
 )
+from metajax.nets.backbones import Model, conv4
 
 
 def _zeros_carry(x):
@@ -231,7 +231,7 @@ def matching_networks(
     """Matching Networks (Vinyals et al. 2016), optionally with full context embeddings.
 
     Support and query are embedded in one pass of ``model`` (``f' = g'``), so its
-    batch norm uses the episode's statistics, as in :func:`metajax.protonet`.
+    batch norm uses the episode's statistics, as in :func:`metajax.learners.metric.protonet`.
 
     ``predict`` returns the log of the attention-weighted label distribution, one
     column per possible label ``0..n_support-1`` (the number of ways is not a static
@@ -255,8 +255,8 @@ def matching_networks(
 
     Example:
       >>> import jax
-      >>> from metajax.episodes import sample_episode
-      >>> from metajax.models import mlp
+      >>> from metajax.core.episodes import sample_episode
+      >>> from metajax.nets.backbones import mlp
       >>> pool = jax.random.uniform(jax.random.key(0), (10, 8, 6))
       >>> episode = sample_episode(jax.random.key(1), pool, ways=3, shots=2, queries=2)
       >>> learner = matching_networks(mlp(hidden=(16,)), fce=True, read_steps=2)

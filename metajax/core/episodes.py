@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from metajax.validation import check_int
+from metajax.core.validation import check_int
 
 Array = jax.Array
 

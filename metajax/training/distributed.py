@@ -28,7 +28,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from metajax.validation import check_int
+from metajax.core.validation import check_int
 
 TASKS = "tasks"
 

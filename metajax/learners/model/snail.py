@@ -53,11 +53,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from metajax.episodes import Episode, Split
-from metajax.learner import Learner
-from metajax.losses import classification_loss
-from metajax.models import Model, conv4
-from metajax.validation import (
+from metajax.core.episodes import Episode, Split
+from metajax.core.learner import Learner
+from metajax.core.losses import classification_loss
+from metajax.core.validation import (
     check_bool,
     check_episode,
     check_features,
@@ -66,6 +65,7 @@ from metajax.validation import (
     check_model,
     check_split,
 )
+from metajax.nets.backbones import Model, conv4
 
 Array = jax.Array
 
@@ -261,7 +261,7 @@ def snail(
     """SNAIL (Mishra et al. 2018) for ``ways``-way ``shots``-shot classification.
 
     Support and query are embedded in one pass of ``embedding``, so its batch norm
-    uses the episode's statistics, as in :func:`metajax.protonet`. Each query is
+    uses the episode's statistics, as in :func:`metajax.learners.metric.protonet`. Each query is
     classified by the output at the last position of the sequence ``support
     (embedding ⊕ one-hot label), query (embedding ⊕ zeros)``; see the module
     docstring for how the queries share the support part. Parameters are
@@ -271,7 +271,7 @@ def snail(
       ways: ``N``; the logits have ``N`` columns and the support labels lie in ``0..N-1``.
       shots: ``K``; the support set must hold exactly ``N·K`` examples.
       embedding: the image embedding; Conv-4 with 64 filters (the paper's, Appendix) by
-        default. Any :class:`~metajax.models.Model` giving flat ``[n, d]`` features works.
+        default. Any :class:`~metajax.nets.backbones.Model` giving flat ``[n, d]`` features works.
       filters: ``D`` of the TC blocks; 128 in the paper's Omniglot network.
       attention: ``(key_size, value_size)`` of the attention blocks, in order; a TC
         block sits between consecutive ones. The paper's Omniglot network by default.
@@ -281,8 +281,8 @@ def snail(
 
     Example:
       >>> import jax
-      >>> from metajax.episodes import sample_episode
-      >>> from metajax.models import mlp
+      >>> from metajax.core.episodes import sample_episode
+      >>> from metajax.nets.backbones import mlp
       >>> pool = jax.random.uniform(jax.random.key(0), (10, 8, 6))
       >>> episode = sample_episode(jax.random.key(1), pool, ways=3, shots=2, queries=2)
       >>> learner = snail(ways=3, shots=2, embedding=mlp(hidden=(8,)), filters=4,

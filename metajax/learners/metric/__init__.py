@@ -1,0 +1,1 @@
+"""Metric-based learners: an embedding and a distance to the support set."""

@@ -1,0 +1,1 @@
+"""Optimization-based learners: gradient steps on the support set, differentiated through."""

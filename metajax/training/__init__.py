@@ -1,0 +1,1 @@
+"""The one meta-training loop, evaluation, checkpoints and device meshes."""
