@@ -3,6 +3,25 @@
 Learners are NamedTuples of pure one-task functions (:class:`Learner`), episodes
 are pytrees (:class:`Episode`), and one trainer (:func:`meta_train`) vmaps any
 learner over a batch of tasks.
+
+The package is laid out by the survey's architecture, so the folder tree says what
+each piece is and which pieces may depend on which (each imports only from the lines
+above it):
+
+- ``core/``: what every learner shares: episodes and samplers, the ``Learner``
+  interface and its one input-checking wrapper, losses, distances, argument checks,
+  the learner registry, atomic file writes.
+- ``nets/``: backbones (Conv-4, MLP, im2col convolutions), shared by every family.
+- ``learners/metric``, ``learners/model``, ``learners/optimization``: one folder per
+  family of the survey (metric-, model- and optimization-based). A family imports
+  from ``core`` and ``nets`` only, never from another family; each folder's
+  ``__init__`` holds its registry entries.
+- ``datasets/``: loaders and samplers of real data. Named ``datasets`` rather than
+  ``data`` because ``metajax.datasets`` has been public API since the first release.
+- ``training/``: the one meta-training loop, evaluation, checkpoints, device meshes.
+- ``cli.py``: a thin command line over the registry.
+
+Everything public is exported here; the modules' paths are internal and may move.
 """
 
 from metajax import datasets
