@@ -9,5 +9,11 @@
   fine-tuning).
 
 A family imports from ``metajax.core`` and ``metajax.nets`` only, never from another
-family.
+family. Each family's ``__init__.py`` registers its learners in
+:mod:`metajax.core.registry`; importing this package registers all of them, so adding a
+learner is its own module plus one registry entry.
 """
+
+from metajax.learners import metric, model, optimization
+
+__all__ = ["metric", "model", "optimization"]
