@@ -39,3 +39,14 @@ def test_conv4_body_classifies_an_episode():
 def test_bad_outputs():
     with pytest.raises(ValueError, match=r"outputs must be an integer >= 1"):
         anil(mlp(), outputs=0)
+
+
+def test_a_head_narrower_than_the_ways_is_an_error_at_init():
+    pool = jax.random.normal(jax.random.key(3), (6, 3, 4))
+    episode = sample_episode(jax.random.key(4), pool, ways=5, shots=1, queries=2)
+    learner = anil(mlp(hidden=(8,)), outputs=3)
+    with pytest.raises(ValueError, match=r"^anil: .*3 outputs.*labels up to 4"):
+        learner.init(jax.random.key(5), episode)
+    regression = anil(mlp(hidden=(8,)), outputs=2)
+    with pytest.raises(ValueError, match=r"^anil: .*outputs \(2,\).*targets' \(1,\)"):
+        regression.init(jax.random.key(5), sample_sinusoid(jax.random.key(0), shots=5, queries=5))

@@ -221,3 +221,21 @@ def test_conjugate_gradient_stops_at_negative_curvature():
         b = jnp.array([1.0, 1.0, 1.0])
         x, residual = conjugate_gradient(lambda v: a @ v, b, steps=5)
         assert np.isfinite(x).all() and np.isfinite(residual) and residual > 1e-3
+
+
+@pytest.mark.parametrize(
+    "rate",
+    [np.float32(0.1), np.float64(0.1), np.array(0.1), jnp.float32(0.1), 0.1],
+    ids=["np.float32", "np.float64", "np.array", "jnp.float32", "float"],
+)
+def test_adapt_takes_any_scalar_learning_rate_with_dict_parameters(rate):
+    # A NumPy scalar is a scalar too, not a pytree of per-parameter rates.
+    ep = linear_episode()
+    params = {"w": jnp.zeros(4), "b": jnp.zeros(())}
+
+    def loss(p, split, key):
+        return jnp.mean(jnp.square(split.x @ p["w"] + p["b"] - split.y))
+
+    phi, _ = adapt(loss, params, ep.support, jax.random.key(0), steps=2, learning_rate=rate)
+    ref, _ = adapt(loss, params, ep.support, jax.random.key(0), steps=2, learning_rate=0.1)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6), phi, ref)

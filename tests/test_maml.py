@@ -8,7 +8,11 @@ from jax.test_util import check_grads
 from metajax import conv4, init_state, make_train_step, mlp, pool_sampler
 from metajax.core.episodes import sample_episode
 from metajax.datasets import sample_sinusoid, sinusoid_sampler
+from metajax.learners.optimization.finetune import finetune
+from metajax.learners.optimization.imaml import imaml
 from metajax.learners.optimization.maml import fomaml, maml
+from metajax.learners.optimization.metasgd import metasgd
+from metajax.learners.optimization.reptile import reptile
 
 
 def test_maml_meta_gradient_matches_finite_differences_to_second_order(f64):
@@ -124,3 +128,63 @@ def test_classification_predict_has_one_logit_per_way():
 def test_bad_hyperparameters(kwargs, match):
     with pytest.raises(ValueError, match=match):
         maml(mlp(outputs=1), **kwargs)
+
+
+HEAD_LEARNERS = {
+    "maml": maml,
+    "fomaml": fomaml,
+    "imaml": imaml,
+    "metasgd": metasgd,
+    "reptile": reptile,
+    "finetune": finetune,
+}
+
+
+def five_way_episode():
+    pool = jax.random.normal(jax.random.key(15), (6, 3, 4))
+    return sample_episode(jax.random.key(16), pool, ways=5, shots=1, queries=2)
+
+
+def sinusoid():
+    return sample_sinusoid(jax.random.key(17), shots=5, queries=5)
+
+
+@pytest.mark.parametrize("name", sorted(HEAD_LEARNERS))
+def test_a_head_narrower_than_the_ways_is_an_error_at_init_naming_the_learner(name):
+    # Three logits for five classes: cross-entropy of labels 3 and 4 is NaN.
+    learner = HEAD_LEARNERS[name](mlp(hidden=(8,), outputs=3))
+    with pytest.raises(ValueError, match=rf"^{name}: .*3 outputs.*labels up to 4"):
+        learner.init(jax.random.key(0), five_way_episode())
+
+
+@pytest.mark.parametrize("name", sorted(HEAD_LEARNERS))
+def test_a_backbone_without_a_head_is_an_error_at_init_naming_the_learner(name):
+    # mlp() ends at its 8 hidden features, which would be trained on as logits.
+    learner = HEAD_LEARNERS[name](mlp(hidden=(8,)))
+    with pytest.raises(ValueError, match=rf"^{name}: .*no output head.*outputs="):
+        learner.init(jax.random.key(0), five_way_episode())
+    # Also where the labels are abstract (init under eval_shape or jit).
+    with pytest.raises(ValueError, match=rf"^{name}: .*no output head"):
+        jax.eval_shape(learner.init, jax.random.key(0), five_way_episode())
+
+
+def test_the_issue_cases_conv4_without_a_head_and_with_three_outputs_on_five_ways():
+    pool = jax.random.normal(jax.random.key(18), (6, 3, 8, 8, 1))
+    episode = sample_episode(jax.random.key(19), pool, ways=5, shots=1, queries=1)
+    for model, match in [
+        (conv4(filters=2, blocks=2), r"^maml: .*no output head"),
+        (conv4(filters=2, blocks=2, outputs=3), r"^maml: .*3 outputs.*labels up to 4"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            maml(model).init(jax.random.key(0), episode)
+
+
+@pytest.mark.parametrize("name", sorted(HEAD_LEARNERS))
+def test_heads_that_fit_still_initialise(name):
+    learner = HEAD_LEARNERS[name](mlp(hidden=(8,), outputs=5))
+    assert jax.tree.leaves(learner.init(jax.random.key(0), five_way_episode()))
+    regression = HEAD_LEARNERS[name](mlp(hidden=(8,), outputs=1))
+    assert jax.tree.leaves(regression.init(jax.random.key(0), sinusoid()))
+    wrong = HEAD_LEARNERS[name](mlp(hidden=(8,), outputs=2))
+    with pytest.raises(ValueError, match=rf"^{name}: .*outputs \(2,\).*targets' \(1,\)"):
+        wrong.init(jax.random.key(0), sinusoid())

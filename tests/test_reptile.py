@@ -1,3 +1,5 @@
+import importlib
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -54,3 +56,38 @@ def test_reptile_learns_sinusoids_without_recompiling():
 def test_bad_hyperparameters():
     with pytest.raises(ValueError, match=r"inner_steps must be an integer >= 1"):
         reptile(mlp(outputs=1), inner_steps=0)
+
+
+def test_reptile_gives_adapt_and_the_outer_loss_different_keys(monkeypatch):
+    from metajax.core.losses import split_losses
+
+    # The module, not the function of the same name that the package may re-export.
+    module = importlib.import_module("metajax.learners.optimization.reptile")
+
+    inner_keys = []
+
+    def spying_split_losses(apply):
+        task_loss, outer_loss = split_losses(apply)
+
+        def task(p, split, key):
+            jax.debug.callback(lambda k: inner_keys.append(np.asarray(k)), jax.random.key_data(key))
+            return task_loss(p, split, key)
+
+        def outer(p, split, key):
+            value, metrics = outer_loss(p, split, key)
+            return value, {**metrics, "key": jax.random.key_data(key)}
+
+        return task, outer
+
+    monkeypatch.setattr(module, "split_losses", spying_split_losses)
+    learner = module.reptile(mlp(hidden=(8,), outputs=1), inner_steps=3)
+    episode = sample_sinusoid(jax.random.key(0), shots=5, queries=5)
+    params = learner.init(jax.random.key(1), episode)
+    key = jax.random.key(2)
+    _, metrics = learner.loss(params, episode, key)
+    outer_key = np.asarray(metrics["key"])
+    assert len(inner_keys) == 3
+    assert not np.array_equal(outer_key, np.asarray(jax.random.key_data(key)))
+    assert not any(np.array_equal(outer_key, k) for k in inner_keys)
+    # The inner steps' keys are not the outer loss's either: both come from one split.
+    assert not any(np.array_equal(k, np.asarray(jax.random.key_data(key))) for k in inner_keys)

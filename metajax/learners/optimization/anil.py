@@ -15,10 +15,12 @@ import jax
 import jax.numpy as jnp
 
 from metajax.core.episodes import Episode, Split
-from metajax.core.learner import Learner
+from metajax.core.learner import Learner, checked
 from metajax.core.losses import split_losses
-from metajax.core.validation import check_bool, check_float, check_int, check_model, check_task
-from metajax.learners.optimization.inner_loop import FirstOrder, adapt, adapted_loss
+from metajax.core.validation import check_bool, check_float, check_int, check_model
+from metajax.learners.optimization.head import check_head
+from metajax.learners.optimization.inner_loop import _adapt, _adapted_loss
+from metajax.learners.optimization.meta_gradient import FirstOrder, Unrolled
 from metajax.nets.backbones import Model
 
 
@@ -64,9 +66,10 @@ def anil(
         return features @ head["kernel"] + head["bias"]
 
     task_loss, outer_loss = split_losses(head_apply)
+    meta_gradient = FirstOrder() if first_order else Unrolled()
 
     def init(key, episode):
-        check_task(episode, key=key)
+        check_head("anil", (episode.support.x.shape[0], outputs), episode, declared=outputs)
         body_key, head_key = jax.random.split(key)
         body_params = body.init(body_key, episode.support.x)
         features = body.apply(body_params, episode.support.x[:1]).shape[-1]
@@ -80,10 +83,9 @@ def anil(
         return both[:n], both[n:]
 
     def loss(params, episode, key):
-        check_task(episode, key=key)
         support, query = embed(params, episode.support.x, episode.query.x)
         features = Episode(Split(support, episode.support.y), Split(query, episode.query.y))
-        return adapted_loss(
+        return _adapted_loss(
             task_loss,
             outer_loss,
             params["head"],
@@ -91,13 +93,12 @@ def anil(
             key,
             steps=inner_steps,
             learning_rate=inner_lr,
-            meta_gradient=FirstOrder() if first_order else None,
+            meta_gradient=meta_gradient,
         )
 
     def predict(params, support, query_x, key):
-        check_task(key=key, support=support, query_x=query_x)
         support_features, query_features = embed(params, support.x, query_x)
-        head, _ = adapt(
+        head, _ = _adapt(
             task_loss,
             params["head"],
             Split(support_features, support.y),
@@ -107,4 +108,4 @@ def anil(
         )
         return head_apply(head, query_features)
 
-    return Learner(init=init, loss=loss, predict=predict)
+    return checked(Learner(init=init, loss=loss, predict=predict), labels="any", key="required")

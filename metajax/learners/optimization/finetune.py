@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from metajax.core.learner import Learner
+from metajax.core.learner import Learner, checked
 from metajax.core.losses import split_losses, supervised_loss
-from metajax.core.validation import check_float, check_int, check_model, check_task
-from metajax.learners.optimization.inner_loop import adapt
+from metajax.core.validation import check_float, check_int, check_key, check_model
+from metajax.learners.optimization.head import check_model_head
+from metajax.learners.optimization.inner_loop import _adapt
 from metajax.nets.backbones import Model
 
 
@@ -37,22 +38,25 @@ def finetune(model: Model, *, inner_lr: float = 0.01, test_inner_steps: int = 1)
     task_loss, _ = split_losses(model.apply)
 
     def init(key, episode):
-        check_task(episode, key=key)
-        return model.init(key, episode.support.x)
+        params = model.init(key, episode.support.x)
+        check_model_head("finetune", model, params, episode)
+        return params
 
     def loss(params, episode, key):
-        check_task(episode, key=key, optional_key=True)
         del key  # Joint supervised training is deterministic.
         x = jnp.concatenate([episode.support.x, episode.query.x])
         y = jnp.concatenate([episode.support.y, episode.query.y])
         return supervised_loss(model.apply(params, x), y)
 
     def predict(params, support, query_x, key):
-        check_task(key=key, support=support, query_x=query_x, optional_key=not test_inner_steps)
         if test_inner_steps:
-            params, _ = adapt(
+            # The wrapper lets None through for loss and the unadapted predict; adapting
+            # needs a key.
+            check_key("key", key)
+            params, _ = _adapt(
                 task_loss, params, support, key, steps=test_inner_steps, learning_rate=inner_lr
             )
         return model.apply(params, query_x)
 
-    return Learner(init=init, loss=loss, predict=predict)
+    # Joint training needs no key; predict needs one only to adapt (checked there).
+    return checked(Learner(init=init, loss=loss, predict=predict), labels="any", key="optional")

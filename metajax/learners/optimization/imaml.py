@@ -16,8 +16,8 @@ import optax
 
 from metajax.core.learner import Learner
 from metajax.core.validation import check_float, check_optional_int
-from metajax.learners.optimization.inner_loop import Implicit, check_implicit
-from metajax.learners.optimization.maml import gradient_learner
+from metajax.learners.optimization.maml import check_inner_hyperparameters, gradient_learner
+from metajax.learners.optimization.meta_gradient import Implicit
 from metajax.nets.backbones import Model
 
 
@@ -72,16 +72,26 @@ def imaml(
     """
     check_float("proximal (lambda)", proximal, 0, low_open=True)
     check_optional_int("test_inner_steps", test_inner_steps, 1)
+    test_inner_steps = inner_steps if test_inner_steps is None else test_inner_steps
+    check_inner_hyperparameters(
+        model,
+        inner_lr=inner_lr,
+        inner_steps=inner_steps,
+        test_inner_steps=test_inner_steps,
+        inner_optimizer=inner_optimizer,
+    )
+    # By the name the user gave it: Implicit's own check calls it ``tolerance``.
     check_float("cg_tolerance", cg_tolerance, 0, low_open=True)
     implicit = Implicit(
         cg_steps=cg_steps, damping=damping, tolerance=cg_tolerance, lambda_damping=lambda_damping
     )
-    check_implicit(implicit, proximal)
+    implicit.check(proximal=proximal)
     return gradient_learner(
+        "imaml",
         model,
         inner_lr=inner_lr,
         inner_steps=inner_steps,
-        test_inner_steps=inner_steps if test_inner_steps is None else test_inner_steps,
+        test_inner_steps=test_inner_steps,
         inner_optimizer=inner_optimizer,
         proximal=proximal,
         meta_gradient=implicit,

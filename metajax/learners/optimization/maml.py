@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import optax
 
-from metajax.core.learner import Learner
+from metajax.core.learner import Learner, checked
 from metajax.core.losses import split_losses
 from metajax.core.validation import (
     check_bool,
@@ -27,21 +27,31 @@ from metajax.core.validation import (
     check_int,
     check_model,
     check_optimizer,
-    check_task,
 )
-from metajax.learners.optimization.inner_loop import (
-    FirstOrder,
-    Implicit,
-    MetaGradient,
-    Unrolled,
-    adapt,
-    adapted_loss,
-    check_inner_config,
-)
+from metajax.learners.optimization.head import check_model_head
+from metajax.learners.optimization.inner_loop import _adapt, _adapted_loss
+from metajax.learners.optimization.meta_gradient import FirstOrder, MetaGradient, Unrolled
 from metajax.nets.backbones import Model
 
 
+def check_inner_hyperparameters(
+    model: Model,
+    *,
+    inner_lr: float,
+    inner_steps: int,
+    test_inner_steps: int,
+    inner_optimizer: optax.GradientTransformation | None,
+) -> None:
+    """The factory checks shared by MAML, FOMAML and iMAML, each argument by its name."""
+    check_model("model", model)
+    check_float("inner_lr", inner_lr, 0, low_open=True)
+    check_int("inner_steps", inner_steps, 1)
+    check_int("test_inner_steps", test_inner_steps, 1)
+    check_optimizer("inner_optimizer", inner_optimizer)
+
+
 def gradient_learner(
+    name: str,
     model: Model,
     *,
     inner_lr: float,
@@ -51,30 +61,22 @@ def gradient_learner(
     proximal: float,
     meta_gradient: MetaGradient,
 ) -> Learner:
-    """The learner shared by MAML, FOMAML and iMAML: they differ only in arguments."""
-    check_model("model", model)
-    check_float("inner_lr", inner_lr, 0, low_open=True)
-    check_int("inner_steps", inner_steps, 1)
-    check_int("test_inner_steps", test_inner_steps, 1)
-    check_optimizer("inner_optimizer", inner_optimizer)
-    check_inner_config(steps=inner_steps, proximal=proximal)
-    if not isinstance(meta_gradient, Unrolled | FirstOrder | Implicit | None):
-        raise ValueError(
-            f"meta_gradient must be Unrolled(), FirstOrder(), Implicit(...) or None, "
-            f"got {meta_gradient!r}"
-        )
+    """The learner shared by MAML, FOMAML and iMAML: they differ only in arguments.
 
+    Nothing is checked here: the factories check their hyperparameters, and
+    :func:`~metajax.core.learner.checked` the learner's inputs, once. ``name`` is the
+    learner's, for the errors of ``init`` (a head that does not fit the episode).
+    """
     task_loss, outer_loss = split_losses(model.apply)
-
     inner = dict(learning_rate=inner_lr, optimizer=inner_optimizer, proximal=proximal)
 
     def init(key, episode):
-        check_task(episode, key=key)
-        return model.init(key, episode.support.x)
+        params = model.init(key, episode.support.x)
+        check_model_head(name, model, params, episode)
+        return params
 
     def loss(params, episode, key):
-        check_task(episode, key=key)
-        return adapted_loss(
+        return _adapted_loss(
             task_loss,
             outer_loss,
             params,
@@ -86,11 +88,10 @@ def gradient_learner(
         )
 
     def predict(params, support, query_x, key):
-        check_task(key=key, support=support, query_x=query_x)
-        adapted, _ = adapt(task_loss, params, support, key, steps=test_inner_steps, **inner)
+        adapted, _ = _adapt(task_loss, params, support, key, steps=test_inner_steps, **inner)
         return model.apply(adapted, query_x)
 
-    return Learner(init=init, loss=loss, predict=predict)
+    return checked(Learner(init=init, loss=loss, predict=predict), labels="any", key="required")
 
 
 def maml(
@@ -111,7 +112,12 @@ def maml(
       inner_steps: inner steps during meta-training.
       test_inner_steps: inner steps when predicting on a new task.
       inner_optimizer: an optax transformation instead of plain SGD.
-      first_order: drop the second-order terms (FOMAML, Finn et al. §5.2).
+      first_order: drop the second-order terms (FOMAML, Finn et al. §5.2); errors
+        then name the learner ``fomaml``.
+
+    ``init`` raises a ``ValueError`` naming the learner where the model cannot fit the
+    episode: a backbone without a head (``conv4()``), fewer outputs than the
+    episode's largest label + 1, or regression outputs shaped unlike the targets.
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -124,15 +130,23 @@ def maml(
       >>> sorted(metrics)
       ['inner_loss_first', 'inner_loss_last', 'loss', 'mse']
     """
+    check_inner_hyperparameters(
+        model,
+        inner_lr=inner_lr,
+        inner_steps=inner_steps,
+        test_inner_steps=test_inner_steps,
+        inner_optimizer=inner_optimizer,
+    )
     check_bool("first_order", first_order)
     return gradient_learner(
+        "fomaml" if first_order else "maml",
         model,
         inner_lr=inner_lr,
         inner_steps=inner_steps,
         test_inner_steps=test_inner_steps,
         inner_optimizer=inner_optimizer,
         proximal=0.0,
-        meta_gradient=FirstOrder() if first_order else None,
+        meta_gradient=FirstOrder() if first_order else Unrolled(),
     )
 
 

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import jax
 
-from metajax.core.learner import Learner
+from metajax.core.learner import Learner, checked
 from metajax.core.losses import split_losses
-from metajax.core.validation import check_bool, check_float, check_int, check_model, check_task
-from metajax.learners.optimization.inner_loop import FirstOrder, adapt, adapted_loss
+from metajax.core.validation import check_bool, check_float, check_int, check_model
+from metajax.learners.optimization.head import check_model_head
+from metajax.learners.optimization.inner_loop import _adapt, _adapted_loss
+from metajax.learners.optimization.meta_gradient import FirstOrder, Unrolled
 from metajax.nets.backbones import Model
 
 
@@ -62,11 +64,12 @@ def metasgd(
     check_float("lr_init high", high, low, why=" (lr_init must be (low, high), high >= low)")
 
     task_loss, outer_loss = split_losses(model.apply)
+    meta_gradient = FirstOrder() if first_order else Unrolled()
 
     def init(key, episode):
-        check_task(episode, key=key)
         model_key, lr_key = jax.random.split(key)
         theta = model.init(model_key, episode.support.x)
+        check_model_head("metasgd", model, theta, episode)
         leaves, treedef = jax.tree.flatten(theta)
         keys = jax.random.split(lr_key, len(leaves))
         rates = [
@@ -76,8 +79,7 @@ def metasgd(
         return {"model": theta, "inner_lr": jax.tree.unflatten(treedef, rates)}
 
     def loss(params, episode, key):
-        check_task(episode, key=key)
-        return adapted_loss(
+        return _adapted_loss(
             task_loss,
             outer_loss,
             params["model"],
@@ -85,12 +87,11 @@ def metasgd(
             key,
             steps=inner_steps,
             learning_rate=params["inner_lr"],
-            meta_gradient=FirstOrder() if first_order else None,
+            meta_gradient=meta_gradient,
         )
 
     def predict(params, support, query_x, key):
-        check_task(key=key, support=support, query_x=query_x)
-        phi, _ = adapt(
+        phi, _ = _adapt(
             task_loss,
             params["model"],
             support,
@@ -100,4 +101,4 @@ def metasgd(
         )
         return model.apply(phi, query_x)
 
-    return Learner(init=init, loss=loss, predict=predict)
+    return checked(Learner(init=init, loss=loss, predict=predict), labels="any", key="required")

@@ -13,13 +13,14 @@ Paper defaults (Table 3, Omniglot): inner Adam with learning rate 1e-3 and
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 import optax
 
-from metajax.core.learner import Learner
+from metajax.core.learner import Learner, checked
 from metajax.core.losses import split_losses
-from metajax.core.validation import check_int, check_model, check_optimizer, check_task
-from metajax.learners.optimization.inner_loop import adapt
+from metajax.core.validation import check_int, check_model, check_optimizer
+from metajax.learners.optimization.head import check_model_head
+from metajax.learners.optimization.inner_loop import _adapt
+from metajax.learners.optimization.linalg import squared_distance
 from metajax.nets.backbones import Model
 
 
@@ -61,25 +62,30 @@ def reptile(
     task_loss, outer_loss = split_losses(model.apply)
 
     def init(key, episode):
-        check_task(episode, key=key)
-        return model.init(key, episode.support.x)
+        params = model.init(key, episode.support.x)
+        check_model_head("reptile", model, params, episode)
+        return params
 
     def loss(params, episode, key):
-        check_task(episode, key=key)
-        phi, _ = adapt(
-            task_loss, params, episode.support, key, steps=inner_steps, optimizer=inner_optimizer
+        # Independent keys for the inner loop and the outer loss (the metrics' scorer).
+        inner_key, outer_key = jax.random.split(key)
+        phi, _ = _adapt(
+            task_loss,
+            params,
+            episode.support,
+            inner_key,
+            steps=inner_steps,
+            optimizer=inner_optimizer,
         )
         phi = jax.lax.stop_gradient(phi)
-        drift = jax.tree.map(lambda t, p: t - p, params, phi)
-        distance = sum(jnp.vdot(d, d) for d in jax.tree.leaves(drift))
-        _, metrics = outer_loss(phi, episode.query, key)
+        distance = squared_distance(params, phi)
+        _, metrics = outer_loss(phi, episode.query, outer_key)
         return 0.5 * distance, {**metrics, "distance": distance}
 
     def predict(params, support, query_x, key):
-        check_task(key=key, support=support, query_x=query_x)
-        phi, _ = adapt(
+        phi, _ = _adapt(
             task_loss, params, support, key, steps=test_inner_steps, optimizer=inner_optimizer
         )
         return model.apply(phi, query_x)
 
-    return Learner(init=init, loss=loss, predict=predict)
+    return checked(Learner(init=init, loss=loss, predict=predict), labels="any", key="required")
