@@ -1,11 +1,16 @@
+import importlib
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
 
-from metajax import Episode, Model, Split
+from metajax import Episode, Model, Split, mlp
 from metajax.core.losses import regression_loss
+from metajax.learners.optimization.anil import anil
+from metajax.learners.optimization.finetune import finetune
 from metajax.learners.optimization.imaml import imaml
 from metajax.learners.optimization.inner_loop import (
     FirstOrder,
@@ -15,6 +20,11 @@ from metajax.learners.optimization.inner_loop import (
     adapted_loss,
     conjugate_gradient,
 )
+from metajax.learners.optimization.maml import fomaml, maml
+from metajax.learners.optimization.metasgd import metasgd
+from metajax.learners.optimization.reptile import reptile
+
+KEY = jax.random.key(0)
 
 LINEAR = Model(init=lambda key, x: jnp.zeros(x.shape[1], x.dtype), apply=lambda w, x: x @ w)
 
@@ -239,3 +249,61 @@ def test_adapt_takes_any_scalar_learning_rate_with_dict_parameters(rate):
     phi, _ = adapt(loss, params, ep.support, jax.random.key(0), steps=2, learning_rate=rate)
     ref, _ = adapt(loss, params, ep.support, jax.random.key(0), steps=2, learning_rate=0.1)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6), phi, ref)
+
+
+class HalfFirstOrder(NamedTuple):
+    """A meta-gradient of one's own: half the first-order one, by its own method."""
+
+    def check(self, *, proximal):
+        pass
+
+    def loss(self, inner, outer_loss, theta, episode, key):
+        value, metrics = FirstOrder().loss(inner, outer_loss, theta, episode, key)
+        return 0.5 * value, metrics
+
+
+def test_a_new_meta_gradient_is_one_class_that_adapted_loss_calls():
+    with jax.enable_x64(True):
+        ep, theta = linear_episode(6), jnp.array([0.2, -0.1, 0.0, 0.3])
+        settings = dict(steps=3, learning_rate=0.05)
+
+        def grad(meta_gradient):
+            return jax.grad(
+                lambda t: adapted_loss(
+                    square_loss, outer, t, ep, KEY, meta_gradient=meta_gradient, **settings
+                )[0]
+            )(theta)
+
+        np.testing.assert_allclose(grad(HalfFirstOrder()), 0.5 * grad(FirstOrder()), rtol=1e-12)
+        with pytest.raises(ValueError, match=r"meta_gradient must be .*check\(proximal=\)"):
+            adapted_loss(square_loss, outer, theta, ep, KEY, meta_gradient=object(), **settings)
+
+
+def test_learners_check_once_at_their_entry_not_again_in_the_inner_loop(monkeypatch):
+    # The learners' inputs are checked by checked() and their hyperparameters by the
+    # factories; the inner loop's and the meta-gradient's own checks are for users
+    # who call adapt/adapted_loss directly, so a learner never reaches them.
+    module = importlib.import_module("metajax.learners.optimization.inner_loop")
+    learners = [
+        maml(LINEAR, inner_lr=0.1),
+        fomaml(LINEAR, inner_lr=0.1),
+        imaml(LINEAR, proximal=1.0, inner_lr=0.1, inner_steps=3),
+        metasgd(LINEAR),
+        reptile(LINEAR, inner_steps=2, test_inner_steps=2),
+        finetune(LINEAR),
+    ]
+    column = jax.tree.map(lambda a: a if a.ndim == 2 else a[:, None], linear_episode(7))
+
+    def checked_again(*args, **kwargs):
+        raise AssertionError("an input was checked again inside the inner loop")
+
+    for name in ("check_inner_config", "check_split", "check_episode", "check_key"):
+        monkeypatch.setattr(module, name, checked_again)
+    monkeypatch.setattr(Implicit, "check", checked_again)
+    cases = [(learner, linear_episode(7)) for learner in learners]
+    cases.append((anil(mlp(hidden=(3,)), outputs=1, inner_lr=0.1), column))
+    for learner, ep in cases:
+        params = learner.init(KEY, ep)
+        value, _ = learner.loss(params, ep, KEY)
+        assert np.isfinite(value)
+        assert learner.predict(params, ep.support, ep.query.x, KEY).shape[0] == 8
