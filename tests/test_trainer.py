@@ -8,8 +8,10 @@ import pytest
 
 from metajax import (
     Learner,
+    NonFiniteError,
     evaluate,
     init_state,
+    make_evaluator,
     make_train_step,
     mean_ci95,
     meta_train,
@@ -18,6 +20,7 @@ from metajax import (
     protonet,
 )
 from metajax.datasets import load_digits, sinusoid_sampler
+from metajax.training.trainer import episode_key
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +44,7 @@ def test_train_step_does_not_recompile(digits_sampler):
     state, _ = step(state, digits_sampler.data)
     state, metrics = step(state, digits_sampler.data)
     assert step._cache_size() == 1
-    assert int(state.step) == 2 and set(metrics) == {"loss", "accuracy", "finite"}
+    assert int(state.step) == 2 and set(metrics) == {"loss", "accuracy", "objective", "finite"}
     assert float(metrics["finite"]) == 1.0
 
 
@@ -151,13 +154,11 @@ def test_evaluate_regression_reports_mse():
     )
     sampler = sinusoid_sampler(shots=5, queries=10)
     result = evaluate(zero, {}, sampler, key=jax.random.key(0), episodes=40, batch=16)
-    keys = jax.random.split(jax.random.key(0), 3)  # three chunks of 16 cover the 40 episodes
     targets = []
-    for chunk_key in keys:
-        for k in jax.random.split(chunk_key, 16):
-            episode_key, _ = jax.random.split(k)
-            targets.append(np.mean(np.square(sampler.sample(episode_key, ()).query.y)))
-    assert result.mean["mse"] == pytest.approx(np.mean(targets[:40]), rel=1e-5)
+    for i in range(40):  # episode i comes from (key, i), whatever the batch
+        sample_key, _ = episode_key(jax.random.key(0), i)
+        targets.append(np.mean(np.square(sampler.sample(sample_key, ()).query.y)))
+    assert result.mean["mse"] == pytest.approx(np.mean(targets), rel=1e-5)
     assert result.episodes == 40 and result.ci95["mse"] > 0
 
 
@@ -198,3 +199,156 @@ def test_chunked_task_map_gives_the_vmapped_step(digits_sampler):
         )
     with pytest.raises(ValueError, match=r"task_chunk must be an integer >= 1 or None"):
         make_train_step(learner, opt, digits_sampler, tasks=2, task_chunk=0)
+
+
+def _nan_objective(learner, *, metrics_loss=True):
+    """``learner`` whose objective is NaN while its reported ``loss`` metric stays finite.
+
+    This is Reptile's case, whose objective (half the squared parameter distance) is not
+    the query loss it reports; with ``metrics_loss=False`` there is no ``loss`` metric.
+    """
+
+    def loss(params, episode, key):
+        value, metrics = learner.loss(params, episode, key)
+        if not metrics_loss:
+            metrics = {k: v for k, v in metrics.items() if k != "loss"}
+        return value * jnp.nan, metrics
+
+    return learner._replace(loss=loss)
+
+
+@pytest.mark.parametrize("metrics_loss", [True, False], ids=["finite-loss-metric", "no-loss"])
+def test_non_finite_error_reports_the_objective_it_judged(digits_sampler, metrics_loss):
+    learner = _nan_objective(protonet(mlp(hidden=(16,))), metrics_loss=metrics_loss)
+    with pytest.raises(NonFiniteError) as err:
+        meta_train(
+            learner,
+            digits_sampler,
+            optax.adam(1e-3),
+            steps=2,
+            key=jax.random.key(0),
+            log_every=2,
+            progress=False,
+            name="nanny",
+        )
+    message = str(err.value)
+    assert "meta-training of nanny stopped at meta-step 1" in message
+    assert "the objective is nan" in message and "finite but" not in message
+
+
+def test_non_finite_error_says_when_the_objective_was_finite(digits_sampler):
+    # A NaN gradient under a finite objective: the message gives the objective's value.
+    base = protonet(mlp(hidden=(16,)))
+
+    def loss(params, episode, key):
+        value, metrics = base.loss(params, episode, key)
+        # sqrt at 0: a finite value (0) whose derivative is infinite, times 0: NaN.
+        return value + jnp.sqrt(0.0 * jax.tree.leaves(params)[0].sum()), metrics
+
+    with pytest.raises(NonFiniteError) as err:
+        meta_train(
+            base._replace(loss=loss),
+            digits_sampler,
+            optax.adam(1e-3),
+            steps=1,
+            key=jax.random.key(0),
+            progress=False,
+        )
+    assert "the objective (" in str(err.value) and "is finite but a gradient" in str(err.value)
+
+
+class _Bar:
+    """A stand-in for tqdm that records what the trainer asks of it."""
+
+    events: list = []
+
+    def __init__(self, *args, total=None, initial=0, **kwargs):
+        self.n, self.total = initial, total
+        _Bar.events = [("start", initial)]
+
+    def update(self, n=1):
+        self.n += n
+        _Bar.events.append(("update", self.n))
+
+    def set_postfix(self, values, **kwargs):
+        _Bar.events.append(("postfix", self.n, dict(values)))
+
+    def close(self):
+        _Bar.events.append(("close", self.n))
+
+
+def test_progress_bar_ticks_every_step_and_shows_logged_metrics(digits_sampler, monkeypatch):
+    import metajax.training.trainer as trainer
+
+    monkeypatch.setattr(trainer, "tqdm", _Bar)
+    _, history = meta_train(
+        protonet(mlp(hidden=(16,))),
+        digits_sampler,
+        optax.adam(1e-3),
+        steps=5,
+        key=jax.random.key(0),
+        log_every=2,
+    )
+    ticks = [e[1] for e in _Bar.events if e[0] == "update"]
+    assert ticks == [1, 2, 3, 4, 5]
+    shown = [(e[1], e[2]) for e in _Bar.events if e[0] == "postfix"]
+    assert [n for n, _ in shown] == [r["step"] for r in history] == [2, 4, 5]
+    assert all(set(values) == {"loss", "accuracy"} for _, values in shown)
+    assert shown[-1][1]["loss"] == f"{history[-1]['loss']:.4g}"
+
+
+@pytest.mark.parametrize("batch", [1, 7, 16])
+def test_evaluation_episodes_do_not_depend_on_the_batch(digits_sampler, batch):
+    learner = protonet(mlp(hidden=(16,)))
+    params = learner.init(
+        jax.random.key(0), digits_sampler.sample(jax.random.key(1), digits_sampler.data)
+    )
+    kw = dict(key=jax.random.key(3), episodes=30)
+    reference = evaluate(learner, params, digits_sampler, batch=50, **kw)
+    result = evaluate(learner, params, digits_sampler, batch=batch, **kw)
+    assert result.mean["accuracy"] == pytest.approx(reference.mean["accuracy"], abs=1e-6)
+    assert result.ci95["accuracy"] == pytest.approx(reference.ci95["accuracy"], abs=1e-6)
+    # And the evaluator compiled for a batch scores the same episodes as a fresh one.
+    score = make_evaluator(learner, digits_sampler, episodes=30, batch=batch)
+    assert score(params, kw["key"]).mean == pytest.approx(reference.mean, abs=1e-6)
+
+
+def test_meta_train_returns_the_best_validated_parameters(tmp_path, digits_sampler):
+    learner = protonet(mlp(hidden=(16,)))
+    val = pool_sampler(load_digits().pool("test"), ways=3, shots=2, queries=3)
+    kw = dict(
+        steps=8,
+        key=jax.random.key(0),
+        tasks=2,
+        log_every=2,
+        progress=False,
+        validation=(val, 2),
+        validation_episodes=10,
+    )
+    result = meta_train(learner, digits_sampler, optax.adam(3e-2), **kw)
+    state, history = result  # the two items every caller unpacks
+    assert result.state is state and result.history is history and len(result) == 2
+    scored = [(r["val_accuracy"], r["step"]) for r in history]
+    value, step = max(scored)  # the last of equals, as the checkpoint manager keeps it
+    best = result.best
+    assert (best.step, best.metric, best.value) == (step, "val_accuracy", value)
+    again = evaluate(
+        learner, best.params, val, key=jax.random.fold_in(kw["key"], step), episodes=10
+    )
+    assert again.mean["accuracy"] == pytest.approx(value)
+    # With checkpoints, the best one holds the same parameters, and a resumed run that
+    # did not see the best step in this process restores them from it.
+    directory = tmp_path / "ckpt"
+    first = meta_train(learner, digits_sampler, optax.adam(3e-2), checkpoint_dir=directory, **kw)
+    assert first.best.step == step
+    resumed = meta_train(
+        learner, digits_sampler, optax.adam(3e-2), checkpoint_dir=directory, resume=True, **kw
+    )
+    assert resumed.best.step == step and resumed.best.value == value
+    for run in (first, resumed):
+        jax.tree.map(np.testing.assert_array_equal, run.best.params, best.params)
+    # Without validation there is no best.
+    plain = meta_train(
+        learner, digits_sampler, optax.adam(3e-2), steps=2, key=kw["key"], progress=False
+    )
+    assert plain.best is None and len(plain) == 2

@@ -139,9 +139,12 @@ def make_train_step(
         multiple of its size. Place the state and data on it with
         :func:`~metajax.training.distributed.replicate`. ``None`` runs on the default device.
 
-    The metrics hold the task means of the learner's metrics, and ``finite``: 1.0
-    when the loss, every gradient entry and every updated parameter were finite at
-    this step, else 0.0.
+    The metrics hold the task means of the learner's metrics, ``objective``: the task
+    mean of the loss that was differentiated (the learner's ``loss`` value, which
+    need not be its ``loss`` metric: Reptile's is a parameter distance), and
+    ``finite``: 1.0 when the objective, every gradient entry and every updated
+    parameter were finite at this step, else 0.0. :func:`meta_train` logs neither
+    of the last two.
     The state's buffers are donated: do not reuse a state after passing it in.
 
     Example:
@@ -154,7 +157,7 @@ def make_train_step(
       >>> step = make_train_step(learner, optimizer, sampler, tasks=4 * mesh.size, mesh=mesh)
       >>> state, metrics = step(state, replicate(sampler.data, mesh))
       >>> int(state.step), sorted(metrics)
-      (1, ['accuracy', 'finite', 'loss'])
+      (1, ['accuracy', 'finite', 'loss', 'objective'])
     """
     check_learner(learner)
     check_optimizer("optimizer", optimizer, optional=False)
@@ -211,7 +214,7 @@ def make_train_step(
         for leaf in jax.tree.leaves((grads, params)):
             if jnp.issubdtype(leaf.dtype, jnp.inexact):
                 finite &= jnp.all(jnp.isfinite(leaf))
-        metrics = {**metrics, "finite": finite.astype(jnp.float32)}
+        metrics = {**metrics, "objective": loss, "finite": finite.astype(jnp.float32)}
         return TrainState(state.step + 1, params, opt_state, key), metrics
 
     if mesh is None:
@@ -224,31 +227,63 @@ def make_train_step(
     )
 
 
+def episode_key(key: Array, index) -> tuple[Array, Array]:
+    """The keys of test episode ``index`` drawn from ``key``: ``(sample_key, predict_key)``.
+
+    A function of ``(key, index)`` only, so the episodes an evaluation scores do not
+    depend on how it batches them.
+
+    Example:
+      >>> import jax
+      >>> a, _ = episode_key(jax.random.key(0), 3)
+      >>> b, _ = episode_key(jax.random.key(0), 3)
+      >>> bool((jax.random.key_data(a) == jax.random.key_data(b)).all())
+      True
+    """
+    sample_key, predict_key = jax.random.split(jax.random.fold_in(key, index))
+    return sample_key, predict_key
+
+
 def make_eval_step(
     learner: Learner, sampler: EpisodeSampler, *, tasks: int, mesh: Mesh | None = None
 ):
-    """The jitted ``(params, key, data) -> per-task metric arrays`` over ``tasks`` test tasks.
+    """The jitted ``(params, key, data, start=0) -> per-task metric arrays`` over ``tasks`` tasks.
+
+    Task ``j`` is test episode ``start + j`` of ``key`` (see :func:`episode_key`), so
+    calls with ``start = 0, tasks, 2 * tasks, ...`` score episodes ``0, 1, 2, ...``
+    whatever ``tasks`` is. Pass ``start`` as an integer array (``np.int32(...)``) to
+    reuse one compilation across calls.
 
     Classification tasks (integer query labels) report accuracy; regression tasks
     report the mean squared error of ``predict`` against the query targets. With a
     ``mesh``, ``params`` and ``data`` must be replicated on it; the tasks are split
     across its devices when ``tasks`` is a multiple of its size.
+
+    Example:
+      >>> import jax, numpy as np
+      >>> from metajax import mlp, pool_sampler, protonet
+      >>> sampler = pool_sampler(np.random.rand(6, 4, 3), ways=2, shots=1, queries=2)
+      >>> learner = protonet(mlp(hidden=(8,)))
+      >>> params = learner.init(jax.random.key(0), sampler.sample(jax.random.key(1), sampler.data))
+      >>> step = make_eval_step(learner, sampler, tasks=4)
+      >>> step(params, jax.random.key(2), sampler.data, np.int32(4))["accuracy"].shape
+      (4,)
     """
     check_int("tasks", tasks, 1)
 
-    def one(params, key, data):
-        episode_key, predict_key = jax.random.split(key)
-        episode = sampler.sample(episode_key, data)
+    def one(params, key, index, data):
+        sample_key, predict_key = episode_key(key, index)
+        episode = sampler.sample(sample_key, data)
         outputs = learner.predict(params, episode.support, episode.query.x, predict_key)
         if jnp.issubdtype(episode.query.y.dtype, jnp.integer):
             return {"accuracy": jnp.mean(jnp.argmax(outputs, -1) == episode.query.y)}
         return {"mse": jnp.mean(jnp.square(outputs - episode.query.y))}
 
-    def step(params, key, data):
-        keys = jax.random.split(key, tasks)
+    def step(params, key, data, start=0):
+        indices = start + jnp.arange(tasks, dtype=jnp.int32)
         if mesh is not None and tasks % mesh.size == 0:
-            keys = jax.lax.with_sharding_constraint(keys, task_sharded(mesh))
-        return jax.vmap(one, in_axes=(None, 0, None))(params, keys, data)
+            indices = jax.lax.with_sharding_constraint(indices, task_sharded(mesh))
+        return jax.vmap(one, in_axes=(None, None, 0, None))(params, key, indices, data)
 
     if mesh is None:
         return jax.jit(step)
@@ -289,9 +324,10 @@ def make_evaluator(
     data = sampler.data if mesh is None else replicate(sampler.data, mesh)
 
     def run(params, key) -> Evaluation:
+        # Episode i is episode_key(key, i) whatever the batch: the key alone fixes them.
         chunks = [
-            jax.device_get(step(params, chunk_key, data))
-            for chunk_key in jax.random.split(key, -(-episodes // batch))
+            jax.device_get(step(params, key, data, np.int32(start)))
+            for start in range(0, episodes, batch)
         ]
         values = {k: np.concatenate([c[k] for c in chunks])[:episodes] for k in chunks[0]}
         stats = {k: mean_ci95(v) for k, v in values.items()}
@@ -319,9 +355,11 @@ def evaluate(
       learner: the learner whose ``predict`` is scored.
       params: its meta-parameters.
       sampler: meta-test episodes (classes never seen in meta-training).
-      key: the PRNG key; the same key gives the same episodes.
+      key: the PRNG key; the same key gives the same episodes (episode ``i`` is drawn
+        from :func:`episode_key` ``(key, i)``), whatever ``batch`` is.
       episodes: test tasks; 600 or more is the literature's convention.
-      batch: tasks per jitted call (memory versus overhead).
+      batch: tasks per jitted call (memory versus overhead); it does not change the
+        episodes or the result.
 
     Example:
       >>> import jax, numpy as np
@@ -334,6 +372,65 @@ def evaluate(
       (['accuracy'], 10)
     """
     return make_evaluator(learner, sampler, episodes=episodes, batch=batch)(params, key)
+
+
+class Best(NamedTuple):
+    """The best meta-validated parameters of a run: what its best checkpoint holds.
+
+    Attributes:
+      step: the meta-step they were validated at (the later of equals, as the
+        checkpoint manager keeps it).
+      params: the meta-parameters at that step.
+      metric: the validation metric that ranked them (``"val_accuracy"`` or ``"val_mse"``).
+      value: its value there.
+    """
+
+    step: int
+    params: Any
+    metric: str
+    value: float
+
+
+class TrainResult(tuple):
+    """What :func:`meta_train` returns: the pair ``(state, history)``, with ``best`` beside it.
+
+    It unpacks as two items, ``state, history = meta_train(...)``, as it always did;
+    ``.state`` and ``.history`` name them, and ``.best`` is the :class:`Best`
+    meta-validated parameters, or ``None`` when the run validated nothing.
+
+    Example:
+      >>> result = TrainResult("state", [{"step": 1}], None)
+      >>> state, history = result
+      >>> result.state, result.history, result.best
+      ('state', [{'step': 1}], None)
+    """
+
+    def __new__(cls, state: TrainState, history: list[dict[str, float]], best: Best | None):
+        result = super().__new__(cls, (state, history))
+        result._best = best
+        return result
+
+    def __getnewargs__(self):
+        return (self[0], self[1], self._best)
+
+    @property
+    def state(self) -> TrainState:
+        """The final :class:`TrainState`."""
+        return self[0]
+
+    @property
+    def history(self) -> list[dict[str, float]]:
+        """The logged metric dicts, one per ``log_every`` steps."""
+        return self[1]
+
+    @property
+    def best(self) -> Best | None:
+        """The best meta-validated step and parameters; ``None`` without validation."""
+        return self._best
+
+    def __repr__(self) -> str:
+        best = None if self._best is None else f"Best(step={self._best.step}, ...)"
+        return f"TrainResult(state=..., history=[{len(self[1])} records], best={best})"
 
 
 class NonFiniteError(FloatingPointError):
@@ -375,7 +472,7 @@ def meta_train(
     keep: int = 3,
     resume: bool = False,
     name: str | None = None,
-) -> tuple[TrainState, list[dict[str, float]]]:
+) -> TrainResult:
     """Meta-trains ``learner`` for ``steps`` meta-steps of ``tasks`` tasks each.
 
     The run is a deterministic function of ``key``: with checkpoints, a run killed at
@@ -394,8 +491,9 @@ def meta_train(
       metrics_path: a JSONL file that gets one line of averaged metrics every
         ``log_every`` steps (appended; on resume it is rewritten from the checkpoint's
         log first, so lines logged after the last checkpoint are not repeated).
-      log_every: meta-steps per logged line, progress-bar refresh and finiteness check.
-      progress: show a tqdm progress bar with the running loss and accuracy.
+      log_every: meta-steps per logged line, shown metrics and finiteness check.
+      progress: show a tqdm progress bar that ticks every meta-step (without waiting
+        for the device) and shows the metrics logged last.
       validation: ``(sampler, every)``: evaluate on meta-validation episodes every
         ``every`` meta-steps (a multiple of ``log_every``), log them with a ``val_``
         prefix, checkpoint there, and keep the best checkpoint by that metric.
@@ -414,7 +512,11 @@ def meta_train(
       name: the learner's name in messages (default: its factory's name).
 
     Returns:
-      The final :class:`TrainState` and the list of logged metric dicts.
+      A :class:`TrainResult`: it unpacks as ``state, history`` (the final
+      :class:`TrainState` and the list of logged metric dicts), and its ``best`` is
+      the :class:`Best` meta-validated ``step``, ``params``, ``metric`` and ``value``
+      (the parameters the best checkpoint holds; after a resume they are read from
+      it), or ``None`` without ``validation`` or before the first validation.
 
     Raises:
       NonFiniteError: a meta-step's loss, gradient or new parameters were NaN or
@@ -429,6 +531,16 @@ def meta_train(
       ...                             steps=4, key=jax.random.key(0), log_every=2, progress=False)
       >>> int(state.step), len(history)
       (4, 2)
+
+      With validation, the result also carries the best validated parameters:
+
+      >>> val = pool_sampler(np.random.rand(6, 10, 4), ways=3, shots=1, queries=2)
+      >>> result = meta_train(protonet(mlp(hidden=(8,))), sampler, optax.adam(1e-3), steps=4,
+      ...                     key=jax.random.key(0), log_every=2, progress=False,
+      ...                     validation=(val, 2), validation_episodes=10)
+      >>> state, history = result
+      >>> result.best.step in (2, 4), result.best.metric, len(result.best.params) > 0
+      (True, 'val_accuracy', True)
     """
     check_int("steps", steps, 0)
     check_int("log_every", log_every, 1)
@@ -472,6 +584,7 @@ def meta_train(
         )
     history: list[dict[str, float]] = []
     best: dict | None = None
+    best_params = None  # a copy of the best parameters validated in this call
     done, wall_before = 0, 0.0
     if resume and manager.all_steps():
         state, meta, done = restore_state(manager, state)
@@ -509,6 +622,8 @@ def meta_train(
         for i in range(done + 1, steps + 1):
             state, metrics = step_fn(state, data)
             pending.append(metrics)
+            # The host knows the step count: the bar ticks without waiting for the device.
+            bar.update(1)
             if i % log_every and i != steps:
                 continue
             fetched = jax.device_get(pending)
@@ -525,19 +640,25 @@ def meta_train(
                         if last is not None
                         else "no checkpoint was written"
                     )
-                    loss = float(m["loss"])
+                    # The objective that was judged, not the learner's loss metric: they
+                    # differ for Reptile, and a learner need not report a loss metric.
+                    objective = float(m["objective"])
                     what = (
-                        f"the loss is {loss}"
-                        if not math.isfinite(loss)
-                        else f"the loss ({loss:.4g}) is finite but a gradient or an updated "
-                        "parameter is not"
+                        f"the objective is {objective}"
+                        if not math.isfinite(objective)
+                        else f"the objective ({objective:.4g}) is finite but a gradient or "
+                        "an updated parameter is not"
                     )
                     raise NonFiniteError(
                         f"meta-training of {name} stopped at meta-step {bad}: {what}; {kept}"
                     )
             record = {"step": i, "wall_s": round(wall_before + time.perf_counter() - start, 3)}
             record.update(
-                {k: float(np.mean([m[k] for m in fetched])) for k in fetched[0] if k != "finite"}
+                {
+                    k: float(np.mean([m[k] for m in fetched]))
+                    for k in fetched[0]
+                    if k not in ("finite", "objective")
+                }
             )
             validated = validate is not None and (i % validation[1] == 0 or i == steps)
             if validated:
@@ -551,6 +672,8 @@ def meta_train(
                 )
                 if better:
                     best = {"step": i, "value": record[best_metric]}
+                    # A copy: the next step donates the buffers of state.params.
+                    best_params = jax.tree.map(jnp.copy, state.params)
             history.append(record)
             if metrics_path is not None:
                 with open(metrics_path, "a") as f:
@@ -558,7 +681,6 @@ def meta_train(
             bar.set_postfix(
                 {k: f"{v:.4g}" for k, v in record.items() if k not in ("step", "wall_s")}
             )
-            bar.update(i - bar.n)
             out_of_time = time_limit is not None and time.perf_counter() - start >= time_limit
             if manager is not None and (
                 i % checkpoint_every == 0 or validated or i == steps or out_of_time
@@ -566,9 +688,17 @@ def meta_train(
                 checkpoint(i, record)
             if out_of_time:
                 break
+        if validate is not None and best is not None and best_params is None:
+            # Validated before a resume: the best checkpoint holds the parameters.
+            manager.wait_until_finished()
+            best_state, _, _ = restore_state(manager, state, step=best["step"])
+            best_params = best_state.params
     finally:
         bar.close()
         if manager is not None:
             manager.wait_until_finished()
             manager.close()
-    return state, history
+    result = None
+    if validate is not None and best is not None:
+        result = Best(best["step"], best_params, best_metric, best["value"])
+    return TrainResult(state, history, result)
