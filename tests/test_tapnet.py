@@ -1,3 +1,4 @@
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -112,10 +113,9 @@ def test_gradients_match_finite_differences(f64, per_class):
 def test_second_call_does_not_recompile(shared):
     learner, first, params = shared
     second = masked_episode(jax.random.key(9))
-    loss = jax.jit(learner.loss)
+    loss = jax.jit(chex.assert_max_traces(learner.loss, n=1))
     loss(params, first, jax.random.key(0))
     loss(params, second, jax.random.key(1))
-    assert loss._cache_size() == 1
 
 
 def test_bad_inputs_name_the_argument(shared):
@@ -126,7 +126,7 @@ def test_bad_inputs_name_the_argument(shared):
     with pytest.raises(ValueError, match=r"query_x has 12 time steps, but length=9"):
         learner.predict(params, episode.support, np.zeros((2, 12, 5)))
     lonely = Split(episode.support.x, np.zeros(4, np.int32))  # query label 1 has no support
-    with pytest.raises(ValueError, match=r"query labels \[1\] have no support example"):
+    with pytest.raises(ValueError, match=r"query.y has labels \[1\] with no example in support.y"):
         learner.loss(params, episode._replace(support=lonely))
 
     per_class = tapnet(channels=4, length=9, classes=3, **SMALL)
@@ -135,7 +135,9 @@ def test_bad_inputs_name_the_argument(shared):
             jax.random.key(0),
             episode._replace(support=Split(episode.support.x[:2], episode.support.y[:2])),
         )
-    with pytest.raises(ValueError, match=r"empty classes: \[2\]"):
+    with pytest.raises(
+        ValueError, match=r"support.y has no example of class\(es\) \[2\] \(classes=3\)"
+    ):
         per_class.init(jax.random.key(0), episode)
 
     with pytest.raises(ValueError, match=r"group_channels must be"):

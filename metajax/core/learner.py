@@ -20,6 +20,15 @@ from typing import Any, NamedTuple
 import jax
 
 from metajax.core.episodes import Episode, Split
+from metajax.core.validation import (
+    check_choice,
+    check_features,
+    check_int,
+    check_key,
+    check_split,
+    check_splits_agree,
+    episode_splits,
+)
 
 Array = jax.Array
 Params = Any
@@ -50,14 +59,25 @@ def checked(
     min_rank: int = 2,
     key: str = "optional",
     init_key: str = "required",
+    min_support: int = 0,
+    min_query: int = 0,
+    extra: Callable[[Split, Array, Array | None], None] | None = None,
 ) -> Learner:
     """``learner`` with the shared input checks run once, where its functions are entered.
 
     Every public learner factory returns ``checked(Learner(init, loss, predict), ...)``,
     so the bodies (and what they call: the inner loop, the meta-gradient) never check
-    an episode again. The checks read shapes and dtypes only: under ``jit`` they run
-    once, at tracing, and cost nothing afterwards. A ``loss`` that calls its own
-    (unwrapped) ``predict`` is checked once, not twice.
+    an episode again; a ``loss`` that calls its own (unwrapped) ``predict`` is checked
+    once, not twice. This is rlax's and chex's placement: one line of checks where an
+    input enters, none in the layers it passes through. The checks read shapes and
+    dtypes only (and label values on eager calls, in ``extra``): under ``jit`` they
+    run once, at tracing, and cost nothing afterwards.
+
+    In order: the key; each split (``x`` floating of rank ``>= min_rank``, ``y`` as
+    ``labels`` says, leading sizes equal, at least ``min_support`` / ``min_query``
+    examples); then ``extra``; then that query and support hold the same kind of
+    input. ``extra`` runs before that agreement so that a learner's own layout
+    message (TapNet's ``[n, length, channels + 1]``) is the one a user sees.
 
     Args:
       learner: the unchecked functions.
@@ -66,6 +86,12 @@ def checked(
       min_rank: the least rank of ``x`` (2 for ``[n, *features]``).
       key: ``"optional"`` (``None`` allowed) or ``"required"``, for ``loss`` and ``predict``.
       init_key: the same, for ``init``.
+      min_support: the least number of support examples.
+      min_query: the least number of query examples (or rows of ``query_x``).
+      extra: the learner's own checks, ``extra(support, query_x, query_y)``, with
+        ``query_y`` ``None`` for ``predict`` (and ``query_x`` not yet compared with
+        the support's features there). Label values may be read through
+        :func:`metajax.core.validation.concrete`, which is ``None`` under a trace.
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -79,33 +105,41 @@ def checked(
       ...
       ValueError: query.x features (4,) differ from support's (3,): ...
     """
-    from metajax.core.validation import (
-        check_choice,
-        check_episode,
-        check_features,
-        check_key,
-        check_split,
-    )
-
     check_choice("labels", labels, ("integer", "any"))
     check_choice("key", key, ("optional", "required"))
     check_choice("init_key", init_key, ("optional", "required"))
+    check_int("min_rank", min_rank, 1)
+    check_int("min_support", min_support, 0)
+    check_int("min_query", min_query, 0)
+    if extra is not None and not callable(extra):
+        raise ValueError(f"extra must be callable or None, got {type(extra).__name__}")
     raw_init, raw_loss, raw_predict = learner
+    split = {"labels": labels, "min_rank": min_rank}
+
+    def check_episode(episode):
+        support, query = episode_splits("episode", episode)
+        check_split("support", support, **split, min_examples=min_support)
+        check_split("query", query, **split, min_examples=min_query)
+        if extra is not None:
+            extra(support, query.x, query.y)
+        check_splits_agree(support, query)
 
     def init(rng, episode):
         check_key("key", rng, optional=init_key == "optional")
-        check_episode("episode", episode, labels=labels, min_rank=min_rank)
+        check_episode(episode)
         return raw_init(rng, episode)
 
     def loss(params, episode, rng=None):
         check_key("key", rng, optional=key == "optional")
-        check_episode("episode", episode, labels=labels, min_rank=min_rank)
+        check_episode(episode)
         return raw_loss(params, episode, rng)
 
     def predict(params, support, query_x, rng=None):
         check_key("key", rng, optional=key == "optional")
-        check_split("support", support, labels=labels, min_rank=min_rank)
-        check_features("query_x", query_x, "support", support.x)
+        check_split("support", support, **split, min_examples=min_support)
+        if extra is not None:
+            extra(support, query_x, None)
+        check_features("query_x", query_x, "support", support.x, min_examples=min_query)
         return raw_predict(params, support, query_x, rng)
 
     return Learner(init=init, loss=loss, predict=predict)

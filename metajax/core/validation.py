@@ -305,13 +305,43 @@ def check_features(name: str, x, like: str, like_x, *, min_examples: int = 0) ->
         raise ValueError(f"{name} must hold at least {count}, got none")
 
 
-def check_episode(name: str, episode, *, labels: str = "integer", min_rank: int = 2) -> None:
-    """:func:`check_split` on both splits, plus agreement of their features and label kinds."""
+def check_episode(
+    name: str,
+    episode,
+    *,
+    labels: str = "integer",
+    min_rank: int = 2,
+    min_support: int = 0,
+    min_query: int = 0,
+) -> None:
+    """:func:`check_split` on both splits, plus agreement of their features and label kinds.
+
+    Example:
+      >>> import numpy as np
+      >>> from metajax.core.episodes import Episode, Split
+      >>> split = Split(np.zeros((2, 3), np.float32), np.zeros(2, np.int32))
+      >>> bad = Episode(split, split._replace(x=np.zeros((2, 4), np.float32)))
+      >>> check_episode("episode", bad)  # doctest: +ELLIPSIS
+      Traceback (most recent call last):
+      ...
+      ValueError: query.x features (4,) differ from support's (3,): both splits must hold ...
+    """
+    support, query = episode_splits(name, episode)
+    check_split("support", support, labels=labels, min_rank=min_rank, min_examples=min_support)
+    check_split("query", query, labels=labels, min_rank=min_rank, min_examples=min_query)
+    check_splits_agree(support, query)
+
+
+def episode_splits(name: str, episode):
+    """``(support, query)`` of ``episode``, or a ``ValueError`` naming ``name`` if it has none."""
     support, query = getattr(episode, "support", None), getattr(episode, "query", None)
     if support is None or query is None:
         raise ValueError(f"{name} must be an Episode(support, query), got {type(episode).__name__}")
-    check_split("support", support, labels=labels, min_rank=min_rank)
-    check_split("query", query, labels=labels, min_rank=min_rank)
+    return support, query
+
+
+def check_splits_agree(support, query) -> None:
+    """Raises a ``ValueError`` unless two checked splits hold the same features and label kind."""
     if query.x.shape[1:] != support.x.shape[1:]:
         raise ValueError(
             f"query.x features {tuple(query.x.shape[1:])} differ from support's "
@@ -323,6 +353,86 @@ def check_episode(name: str, episode, *, labels: str = "integer", min_rank: int 
             f"query.y ({query.y.dtype}{tuple(query.y.shape)}) and support.y "
             f"({support.y.dtype}{tuple(support.y.shape)}) must both be integer labels [n] "
             "or both floating targets with the same trailing shape"
+        )
+
+
+def concrete(x) -> np.ndarray | None:
+    """``x`` as NumPy when its values are known (an eager call), ``None`` under a trace.
+
+    Checks of label *values* use it: they run on eager calls and cost nothing under
+    ``jit``, where the values are unknown.
+    """
+    return None if isinstance(x, jax.core.Tracer) else np.asarray(x)
+
+
+def check_label_values(name: str, y, classes: int, *, what: str = "ways") -> None:
+    """Raises a ``ValueError`` if concrete labels ``y`` fall outside ``0..classes-1``.
+
+    ``what`` names the bound in the message (``ways=5``, ``n_support=10``). Under
+    ``jit`` the values are unknown and nothing is checked.
+
+    Example:
+      >>> import numpy as np
+      >>> check_label_values("support.y", np.array([0, 1, 3]), 3)
+      Traceback (most recent call last):
+      ...
+      ValueError: support.y labels must lie in 0..2 (ways=3), got [0, 1, 3]
+    """
+    values = concrete(y)
+    if values is not None and values.size and (values.min() < 0 or values.max() >= classes):
+        raise ValueError(
+            f"{name} labels must lie in 0..{classes - 1} ({what}={classes}), "
+            f"got {sorted(set(values.tolist()))}"
+        )
+
+
+def check_classes(support, classes: int, *, what: str = "ways", every: bool = False) -> None:
+    """A support set for ``classes`` labels: enough examples, labels in range, none empty.
+
+    ``support`` has at least ``classes`` examples (static, so checked under ``jit``
+    too); on eager calls its labels lie in ``0..classes-1`` and, with ``every``, each
+    of them has an example.
+
+    Example:
+      >>> import numpy as np
+      >>> from metajax.core.episodes import Split
+      >>> check_classes(Split(np.zeros((3, 2)), np.array([0, 2, 2])), 3, every=True)
+      Traceback (most recent call last):
+      ...
+      ValueError: support.y has no example of class(es) [1] (ways=3)
+    """
+    n = support.x.shape[0]
+    if n < classes:
+        raise ValueError(
+            f"support has {n} examples, fewer than {what}={classes}: every class needs at "
+            "least one support example"
+        )
+    check_label_values("support.y", support.y, classes, what=what)
+    values = concrete(support.y)
+    if every and values is not None:
+        empty = sorted(set(range(classes)) - set(values.tolist()))
+        if empty:
+            raise ValueError(f"support.y has no example of class(es) {empty} ({what}={classes})")
+
+
+def check_query_classes(support_y, query_y) -> None:
+    """Raises a ``ValueError`` if a concrete query label has no example in ``support_y``.
+
+    Example:
+      >>> import numpy as np
+      >>> check_query_classes(np.array([0, 0, 1]), np.array([0, 2]))  # doctest: +ELLIPSIS
+      Traceback (most recent call last):
+      ...
+      ValueError: query.y has labels [2] with no example in support.y (an empty class: ...
+    """
+    s, q = concrete(support_y), concrete(query_y)
+    if s is None or q is None:
+        return
+    empty = sorted(set(q.tolist()) - set(s.tolist()))
+    if empty:
+        raise ValueError(
+            f"query.y has labels {empty} with no example in support.y (an empty class: "
+            f"the support set must hold every query class; it has {sorted(set(s.tolist()))})"
         )
 
 

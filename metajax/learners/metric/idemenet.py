@@ -65,18 +65,9 @@ import numpy as np
 
 from metajax.core.distances import pairwise_distance, prototypes
 from metajax.core.episodes import Episode, Split
-from metajax.core.learner import Learner
+from metajax.core.learner import Learner, checked
 from metajax.core.losses import classification_loss
-from metajax.core.validation import (
-    check_choice,
-    check_episode,
-    check_features,
-    check_floating,
-    check_int,
-    check_key,
-    check_model,
-    check_split,
-)
+from metajax.core.validation import check_choice, check_floating, check_int, check_model
 from metajax.nets.backbones import BatchStatNorm, Model, conv4, max_pool_2x2
 
 SELECTIONS = ("nearest", "random")
@@ -106,6 +97,11 @@ def patch_index(height: int, width: int, grid: int) -> np.ndarray:
             f"grid must be an integer in 1..{min(height, width)} (the image's shorter side), "
             f"got {grid!r}"
         )
+    return _patch_index(height, width, grid)
+
+
+def _patch_index(height: int, width: int, grid: int) -> np.ndarray:
+    """:func:`patch_index` unchecked: the factory checked ``grid`` against the images."""
     rows = np.minimum(np.arange(height) // (height // grid), grid - 1)
     columns = np.minimum(np.arange(width) // (width // grid), grid - 1)
     return rows[:, None] * grid + columns[None, :]
@@ -140,7 +136,15 @@ def deform(probe, gallery, weights, *, grid: int = 3):
             f"weights must be [n, grid * grid] = {(probe.shape[0], grid * grid)}, "
             f"got {weights.shape}"
         )
-    index = patch_index(probe.shape[1], probe.shape[2], grid)
+    return _deform(probe, gallery, weights, patch_index(probe.shape[1], probe.shape[2], grid))
+
+
+def _deform(probe, gallery, weights, index):
+    """:func:`deform` unchecked, for :class:`DeformationNet`.
+
+    There the weights have the right shape by construction, and the learner draws
+    gallery images shaped like its probes.
+    """
     w = weights[:, index][..., None]  # [n, height, width, 1]
     return w * probe + (1 - w) * gallery
 
@@ -175,7 +179,8 @@ class DeformationNet(nn.Module):
             x = max_pool_2x2(nn.relu(BatchStatNorm()(x)))
         logits = nn.Dense(self.grid * self.grid)(x.reshape(x.shape[0], -1))
         weights = jax.nn.sigmoid(logits)
-        return deform(probe, gallery, weights, grid=self.grid), weights
+        index = _patch_index(probe.shape[1], probe.shape[2], self.grid)
+        return _deform(probe, gallery, weights, index), weights
 
 
 def idemenet(
@@ -280,14 +285,13 @@ def idemenet(
         filters=int(deformation_filters), blocks=int(deformation_blocks), grid=int(grid)
     )
 
-    def check(support: Split, query_x):
-        check_split("support", support)
+    def check_images(support: Split, query_x, query_y=None):
+        del query_x, query_y  # checked() compares the queries' shape with the support's
         if support.x.shape[1:] != image_shape:
             raise ValueError(
                 f"gallery images {image_shape} and the episode's images {support.x.shape[1:]} "
                 "must have one shape"
             )
-        check_features("query_x", query_x, "support", support.x)
 
     def draw_gallery(params, support: Split, key):
         """Gallery images ``[n_support * generated, *image]``, probe-major."""
@@ -321,9 +325,6 @@ def idemenet(
         )
 
     def init(key, episode: Episode):
-        check_key("key", key)
-        check(episode.support, episode.query.x)
-        check_episode("episode", episode)
         embed_key, deform_key = jax.random.split(key)
         x = episode.support.x
         return {
@@ -332,9 +333,6 @@ def idemenet(
         }
 
     def predict(params, support: Split, query_x, key=None):
-        check(support, query_x)
-        # Random: the gallery images of the deformations are drawn with it.
-        check_key("key", key)
         n_support = support.x.shape[0]
         augmented = augment(params, support, key)
         n_augmented = augmented.x.shape[0]
@@ -344,9 +342,9 @@ def idemenet(
         return jnp.where(present[None, :], logits, -jnp.inf)
 
     def loss(params, episode: Episode, key=None):
-        check_split("query", episode.query)
-        check_episode("episode", episode)
         logits = predict(params, episode.support, episode.query.x, key)
         return classification_loss(logits, episode.query.y)
 
-    return Learner(init=init, loss=loss, predict=predict)
+    # Random: the gallery images of the deformations are drawn with the key.
+    learner = Learner(init=init, loss=loss, predict=predict)
+    return checked(learner, key="required", extra=check_images)

@@ -39,22 +39,19 @@ from __future__ import annotations
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from metajax.core.distances import DISTANCES, pairwise_distance
 from metajax.core.episodes import Episode, Split
-from metajax.core.learner import Learner
+from metajax.core.learner import Learner, checked
 from metajax.core.losses import classification_loss
 from metajax.core.validation import (
     check_bool,
     check_choice,
-    check_episode,
-    check_features,
     check_float,
     check_int,
-    check_key,
+    check_label_values,
     check_model,
-    check_split,
+    check_query_classes,
 )
 from metajax.nets.backbones import Model, conv4
 
@@ -194,30 +191,17 @@ def label_log_probs(scores, labels, num_labels: int):
     return jnp.where(present[None, :], log_probs, -jnp.inf)
 
 
-def _concrete(x) -> np.ndarray | None:
-    """``x`` as NumPy if its values are known now (an eager call), else ``None`` (traced)."""
-    return None if isinstance(x, jax.core.Tracer) else np.asarray(x)
+def _check_labels(support: Split, query_x, query_y=None) -> None:
+    """Value checks of the labels, on eager calls only (under ``jit`` the values are unknown).
 
-
-def _check_labels(support: Split, query_y=None):
-    """Value checks on labels; they run on eager calls only (under jit the values are unknown)."""
-    n = support.x.shape[0]
-    y = _concrete(support.y)
-    if y is None:
-        return
-    if y.size and (y.min() < 0 or y.max() >= n):
-        raise ValueError(
-            f"support.y labels must lie in 0..{n - 1} (n_support - 1), "
-            f"got {sorted(set(y.tolist()))}"
-        )
-    q = None if query_y is None else _concrete(query_y)
-    if q is not None:
-        empty = sorted(set(q.tolist()) - set(y.tolist()))
-        if empty:
-            raise ValueError(
-                f"query.y has labels {empty} with no example in support.y (an empty class: "
-                f"the support set must hold every query class; it has {sorted(set(y.tolist()))})"
-            )
+    ``support.y`` lies in ``0..n_support-1`` (one column per support example) and every
+    query label has a support example. ``query_x`` is unused: this is the ``extra``
+    hook of :func:`metajax.core.learner.checked`.
+    """
+    del query_x
+    check_label_values("support.y", support.y, support.x.shape[0], what="n_support")
+    if query_y is not None:
+        check_query_classes(support.y, query_y)
 
 
 def matching_networks(
@@ -273,10 +257,6 @@ def matching_networks(
     model = conv4() if model is None else model
     context = FullContextEmbedding(read_steps=read_steps) if fce else None
 
-    def check(support: Split, query_x):
-        check_split("support", support, min_examples=1)
-        check_features("query_x", query_x, "support", support.x)
-
     def embed(params, support: Split, query_x, *, full_context=True):
         n_support = support.x.shape[0]
         embedded = model.apply(params["embedding"], jnp.concatenate([support.x, query_x]))
@@ -288,9 +268,6 @@ def matching_networks(
         return s, q
 
     def init(key, episode: Episode):
-        check_key("key", key)
-        check_episode("episode", episode)
-        check(episode.support, episode.query.x)
         embed_key, context_key = jax.random.split(key)
         params = {"embedding": model.init(embed_key, episode.support.x)}
         if context is not None:
@@ -300,18 +277,16 @@ def matching_networks(
 
     def predict(params, support: Split, query_x, key=None):
         del key  # Deterministic given the episode.
-        check(support, query_x)
-        _check_labels(support)
         s, q = embed(params, support, query_x)
         scores = similarity(q, s, distance=distance, scale=scale)
         return label_log_probs(scores, support.y, support.x.shape[0])
 
     def loss(params, episode: Episode, key=None):
-        check_episode("episode", episode)
-        _check_labels(episode.support, episode.query.y)
         log_probs = predict(params, episode.support, episode.query.x, key)
         # The rows are log-probabilities already, so the softmax inside the
         # cross-entropy is the identity and this is -log P(y | x̂, S).
         return classification_loss(log_probs, episode.query.y)
 
-    return Learner(init=init, loss=loss, predict=predict)
+    return checked(
+        Learner(init=init, loss=loss, predict=predict), min_support=1, extra=_check_labels
+    )

@@ -17,16 +17,9 @@ import jax.numpy as jnp
 
 from metajax.core.distances import DISTANCES, pairwise_distance, prototypes
 from metajax.core.episodes import Episode, Split
-from metajax.core.learner import Learner
+from metajax.core.learner import Learner, checked
 from metajax.core.losses import classification_loss
-from metajax.core.validation import (
-    check_choice,
-    check_episode,
-    check_features,
-    check_key,
-    check_model,
-    check_split,
-)
+from metajax.core.validation import check_choice, check_model
 from metajax.nets.backbones import Model, conv4
 
 
@@ -61,14 +54,10 @@ def protonet(model: Model | None = None, *, distance: str = "squared_euclidean")
     model = conv4() if model is None else model
 
     def init(key, episode: Episode):
-        check_key("key", key)
-        check_episode("episode", episode)
         return model.init(key, episode.support.x)
 
     def predict(params, support: Split, query_x, key=None):
         del key  # Deterministic given the episode.
-        check_split("support", support)
-        check_features("query_x", query_x, "support", support.x)
         n_support = support.x.shape[0]
         embedded = model.apply(params, jnp.concatenate([support.x, query_x]))
         centres, present = prototypes(embedded[:n_support], support.y, n_support)
@@ -76,8 +65,7 @@ def protonet(model: Model | None = None, *, distance: str = "squared_euclidean")
         return jnp.where(present[None, :], logits, -jnp.inf)
 
     def loss(params, episode: Episode, key=None):
-        check_episode("episode", episode)
         logits = predict(params, episode.support, episode.query.x, key)
         return classification_loss(logits, episode.query.y)
 
-    return Learner(init=init, loss=loss, predict=predict)
+    return checked(Learner(init=init, loss=loss, predict=predict))

@@ -32,21 +32,18 @@ from typing import NamedTuple
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from metajax.core.episodes import Episode, Split
-from metajax.core.learner import Learner
+from metajax.core.learner import Learner, checked
 from metajax.core.validation import (
     check_array,
     check_choice,
-    check_episode,
-    check_features,
+    check_classes,
     check_floating,
     check_int,
-    check_key,
+    check_label_values,
     check_model,
     check_optional_int,
-    check_split,
 )
 from metajax.nets.backbones import CONVOLUTIONS, BatchStatNorm, Model, max_pool_2x2
 
@@ -378,34 +375,18 @@ def relation_network(
     model = relation_embedding() if model is None else model
     relation = relation_module() if relation is None else relation
 
-    def check_support(support: Split) -> int:
-        """Static checks, plus label checks when the labels are concrete; returns columns."""
-        check_split("support", support)
-        n_support = support.x.shape[0]
-        if ways is not None and n_support < ways:
-            raise ValueError(
-                f"support has {n_support} examples, fewer than ways={ways}: every class "
-                "needs at least one support example"
-            )
-        columns = n_support if ways is None else ways
-        if not isinstance(support.y, jax.core.Tracer):
-            labels = np.asarray(support.y)  # NumPy, so that nothing here is traced
-            if labels.size and (labels.min() < 0 or labels.max() >= columns):
-                raise ValueError(
-                    f"support.y labels must be in 0..{columns - 1}, got "
-                    f"{int(labels.min())}..{int(labels.max())}"
-                )
-            if ways is not None:
-                empty = sorted(set(range(ways)) - set(labels.tolist()))
-                if empty:
-                    raise ValueError(f"support.y has no example of class(es) {empty} (ways={ways})")
-        return columns
+    def check_labels(support: Split, query_x, query_y=None):
+        """The support set fits the columns: ``ways`` classes, each present; or labels < n."""
+        del query_x, query_y
+        if ways is None:
+            check_label_values("support.y", support.y, support.x.shape[0], what="n_support")
+        else:
+            check_classes(support, ways, every=True)
 
     def scores(params, support: Split, query_x):
         """Relation scores ``[n_query, columns]`` in [0, 1] and the mask of present columns."""
-        columns = check_support(support)
-        check_features("query_x", query_x, "support", support.x)
         n_support = support.x.shape[0]
+        columns = n_support if ways is None else ways
         embedded = model.apply(params["embedding"], jnp.concatenate([support.x, query_x]))
         # Eq. 1 for k shots (§3.2): a class is the element-wise sum of its feature maps.
         class_features = jax.ops.segment_sum(embedded[:n_support], support.y, columns)
@@ -415,9 +396,6 @@ def relation_network(
         return jax.nn.sigmoid(relation.apply(params["relation"], inputs)), present
 
     def init(key, episode: Episode):
-        check_key("key", key)
-        check_episode("episode", episode)
-        check_support(episode.support)
         embedding_key, relation_key = jax.random.split(key)
         embedding = model.init(embedding_key, episode.support.x)
         features = model.apply(embedding, episode.support.x)
@@ -431,7 +409,6 @@ def relation_network(
 
     def loss(params, episode: Episode, key=None):
         del key
-        check_episode("episode", episode)
         relations, present = scores(params, episode.support, episode.query.x)
         targets = jax.nn.one_hot(episode.query.y, relations.shape[1], dtype=relations.dtype)
         errors = jnp.where(present[None, :], jnp.square(relations - targets), 0.0)
@@ -440,4 +417,4 @@ def relation_network(
         accuracy = jnp.mean(predicted == episode.query.y)
         return mse, {"loss": mse, "accuracy": accuracy}
 
-    return Learner(init=init, loss=loss, predict=predict)
+    return checked(Learner(init=init, loss=loss, predict=predict), extra=check_labels)

@@ -41,17 +41,8 @@ import numpy as np
 import optax
 
 from metajax.core.episodes import Episode, EpisodeSampler, Split, check_pool
-from metajax.core.learner import Learner
-from metajax.core.validation import (
-    check_choice,
-    check_episode,
-    check_features,
-    check_float,
-    check_int,
-    check_key,
-    check_model,
-    check_split,
-)
+from metajax.core.learner import Learner, checked
+from metajax.core.validation import check_choice, check_float, check_int, check_key, check_model
 from metajax.nets.backbones import Model, conv4
 
 PAIRINGS = ("all", "aligned")
@@ -97,6 +88,11 @@ def random_affine(key: jax.Array, image: jax.Array, distortion: AffineDistortion
     """
     if image.ndim != 3:
         raise ValueError(f"image must be [height, width, channels], got shape {image.shape}")
+    return _warp(key, image, distortion)
+
+
+def _warp(key: jax.Array, image: jax.Array, distortion: AffineDistortion) -> jax.Array:
+    """:func:`random_affine` without the check of ``image``'s rank (:func:`distort` checks it)."""
     height, width = image.shape[:2]
     d = distortion
     on_key, rot_key, shear_key, scale_key, shift_key = jax.random.split(key, 5)
@@ -140,7 +136,7 @@ def distort(key: jax.Array, images: jax.Array, distortion: AffineDistortion) -> 
             f"distortions need images [n, height, width, channels], got shape {images.shape}"
         )
     keys = jax.random.split(key, images.shape[0])
-    return jax.vmap(random_affine, in_axes=(0, 0, None))(keys, images, distortion)
+    return jax.vmap(_warp, in_axes=(0, 0, None))(keys, images, distortion)
 
 
 def init_head(key: jax.Array, features: int, dtype=jnp.float32) -> dict:
@@ -229,17 +225,11 @@ def siamese(
         check_distortion(distortion)
     model = conv4() if model is None else model
 
-    def check_support(support: Split):
-        check_split("support", support, min_examples=1)
-
     def embed(params, x):
         h = model.apply(params["encoder"], x)
         return h.reshape(h.shape[0], -1)
 
     def init(key, episode: Episode):
-        check_key("key", key)
-        check_episode("episode", episode)
-        check_support(episode.support)
         encoder_key, head_key = jax.random.split(key)
         encoder = model.init(encoder_key, episode.support.x)
         features = int(np.prod(jax.eval_shape(model.apply, encoder, episode.support.x).shape[1:]))
@@ -247,8 +237,6 @@ def siamese(
 
     def predict(params, support: Split, query_x, key=None):
         del key  # Deterministic: distortions are a training device.
-        check_support(support)
-        check_features("query_x", query_x, "support", support.x)
         n_support = support.x.shape[0]
         h = embed(params, jnp.concatenate([support.x, query_x]))
         scores = verification_logits(params["head"], h[n_support:, None], h[None, :n_support])
@@ -257,9 +245,7 @@ def siamese(
         return best.T
 
     def loss(params, episode: Episode, key=None):
-        check_episode("episode", episode)
         support, query = episode
-        check_support(support)
         n_support, n_query = support.x.shape[0], query.x.shape[0]
         if pairing == "aligned" and n_support != n_query:
             raise ValueError(
@@ -268,7 +254,8 @@ def siamese(
             )
         x = jnp.concatenate([support.x, query.x])
         if distortion is not None:
-            check_key("key", key)  # the distortions are random
+            # Only this loss needs a key (its distortions are random), so it checks it.
+            check_key("key", key)
             x = distort(key, x, distortion)
         h = embed(params, x)
         hs, hq = h[:n_support], h[n_support:]
@@ -283,7 +270,7 @@ def siamese(
         accuracy = _balanced_mean(((logits > 0) == same).astype(logits.dtype), same)
         return value, {"loss": value, "accuracy": accuracy}
 
-    return Learner(init=init, loss=loss, predict=predict)
+    return checked(Learner(init=init, loss=loss, predict=predict), min_support=1)
 
 
 def pair_sampler(pool, *, pairs: int = 128) -> EpisodeSampler:

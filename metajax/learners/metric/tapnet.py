@@ -46,18 +46,16 @@ import numpy as np
 
 from metajax.core.distances import pairwise_distance
 from metajax.core.episodes import Episode, Split
-from metajax.core.learner import Learner
+from metajax.core.learner import Learner, checked
 from metajax.core.losses import classification_loss
 from metajax.core.validation import (
     check_array,
-    check_episode,
+    check_classes,
     check_float,
-    check_floating,
     check_int,
     check_int_sequence,
-    check_key,
     check_optional_int,
-    check_split,
+    check_query_classes,
 )
 from metajax.nets.backbones import BatchStatNorm
 
@@ -200,11 +198,6 @@ def attention_prototypes(embeddings, scores, labels, num_classes: int):
     return protos, present
 
 
-def _concrete(array) -> np.ndarray | None:
-    """The value of ``array`` when it is known outside a trace (eager checks), else None."""
-    return None if isinstance(array, jax.core.Tracer) else np.asarray(array)
-
-
 def tapnet(
     *,
     channels: int,
@@ -292,7 +285,6 @@ def tapnet(
 
     def check_x(x, name):
         check_array(name, x, rank=3, layout=f"[n, length={length}, channels + 1={channels + 1}]")
-        check_floating(name, x)
         if x.shape[2] != channels + 1:
             raise ValueError(
                 f"{name} must be [n, length, channels + 1] = [n, {length}, {channels + 1}] "
@@ -301,24 +293,14 @@ def tapnet(
         if x.shape[1] != length:
             raise ValueError(f"{name} has {x.shape[1]} time steps, but length={length}")
 
-    def check_support(support: Split):
-        check_split("support", support)
+    def check_inputs(support: Split, query_x, query_y=None):
+        """Series of the configured layout; with ``classes``, each label present once at least."""
         check_x(support.x, "support.x")
-        labels = _concrete(support.y)
+        check_x(query_x, "query_x" if query_y is None else "query.x")
         if classes is not None:
-            if support.x.shape[0] < classes:
-                raise ValueError(
-                    f"support has {support.x.shape[0]} examples, fewer than classes={classes}: "
-                    "every class needs at least one"
-                )
-            if labels is not None:
-                missing = sorted(set(range(classes)) - set(labels.tolist()))
-                if missing or labels.min() < 0 or labels.max() >= classes:
-                    raise ValueError(
-                        f"support.y must hold every class 0..{classes - 1} and no other "
-                        f"(classes={classes}); empty classes: {missing}, "
-                        f"labels seen: {sorted(set(labels.tolist()))}"
-                    )
+            check_classes(support, classes, what="classes", every=True)
+        if query_y is not None:
+            check_query_classes(support.y, query_y)
 
     def embed(params, x):
         values, mask = x[..., :-1], x[..., -1]
@@ -333,15 +315,13 @@ def tapnet(
         return {"encoder": enc, "attention": att}
 
     def init(key, episode: Episode):
-        check_key("key", key)
-        check_support(episode.support)
-        check_episode("episode", episode)
         return init_params(key, episode.support.x)
 
-    # The checks run eagerly (they may read concrete labels); the numerics are jitted
-    # once per shape, so that eager calls are not dispatched op by op.
+    # The checks (in checked(), outside this jit) run eagerly and may read concrete
+    # labels; the numerics are jitted once per shape, so that eager calls are not
+    # dispatched op by op.
     @jax.jit
-    def embed_and_attend(params, support: Split, query_x):
+    def prototypes_and_queries(params, support: Split, query_x):
         n_support = support.x.shape[0]
         embedded = embed(params, jnp.concatenate([support.x, query_x]))
         s = embedded[:n_support]
@@ -354,11 +334,6 @@ def tapnet(
         protos, present = attention_prototypes(s, scores, support.y, n_support)
         return protos, present, embedded[n_support:]
 
-    def prototypes_and_queries(params, support: Split, query_x):
-        check_support(support)
-        check_x(query_x, "query_x")
-        return embed_and_attend(params, support, query_x)
-
     def predict(params, support: Split, query_x, key=None):
         del key  # Deterministic given the episode.
         protos, present, q = prototypes_and_queries(params, support, query_x)
@@ -367,15 +342,6 @@ def tapnet(
 
     def loss(params, episode: Episode, key=None):
         del key
-        check_support(episode.support)
-        check_episode("episode", episode)
-        query_labels, support_labels = _concrete(episode.query.y), _concrete(episode.support.y)
-        if query_labels is not None and support_labels is not None:
-            empty = sorted(set(query_labels.tolist()) - set(support_labels.tolist()))
-            if empty:
-                raise ValueError(
-                    f"query labels {empty} have no support example (empty classes in support.y)"
-                )
         protos, present, q = prototypes_and_queries(params, episode.support, episode.query.x)
         logits = jnp.where(
             present[None, :], -pairwise_distance(q, protos, "squared_euclidean"), -jnp.inf
@@ -389,4 +355,4 @@ def tapnet(
             metrics = {**metrics, "loss": value}
         return value, metrics
 
-    return Learner(init=init, loss=loss, predict=predict)
+    return checked(Learner(init=init, loss=loss, predict=predict), extra=check_inputs)

@@ -58,9 +58,14 @@ import optax
 
 from metajax.core.distances import cosine_similarity
 from metajax.core.episodes import Episode, Split
-from metajax.core.learner import Learner
-from metajax.core.validation import check_bool, check_features, check_int, check_key, check_split
-from metajax.learners.model.sequence import Sequence, check_labels, episode_sequence, split_sequence
+from metajax.core.learner import Learner, checked
+from metajax.core.validation import check_bool, check_int, check_label_values
+from metajax.learners.model.sequence import (
+    Sequence,
+    _episode_sequence,
+    _split_sequence,
+    check_length,
+)
 
 Array = jax.Array
 
@@ -140,6 +145,11 @@ def least_used(usage: Array, n: int) -> Array:
     """
     if not isinstance(n, int) or not 1 <= n <= usage.shape[-1]:
         raise ValueError(f"n must be an integer in [1, {usage.shape[-1]}] (slots), got {n!r}")
+    return _least_used(usage, n)
+
+
+def _least_used(usage: Array, n: int) -> Array:
+    """:func:`least_used` unchecked: :func:`mann` has checked ``read_heads <= memory_slots``."""
     # top_k keeps the lower index first among equals, so exactly n slots are chosen.
     _, slots = jax.lax.top_k(-jax.lax.stop_gradient(usage), n)
     return jnp.sum(jax.nn.one_hot(slots, usage.shape[-1], dtype=usage.dtype), axis=-2)
@@ -193,7 +203,7 @@ def write_memory(memory: Array, previous_usage: Array, write_weights: Array, key
       >>> m.tolist()
       [[1.0, 1.0], [5.0, 6.0], [1.0, 1.0]]
     """
-    cleared = memory * (1.0 - least_used(previous_usage, 1))[:, None]
+    cleared = memory * (1.0 - _least_used(previous_usage, 1))[:, None]
     return cleared + jnp.atleast_2d(write_weights).T @ jnp.atleast_2d(keys)
 
 
@@ -240,7 +250,7 @@ class MANNCell(nn.Module):
             memory=memory,
             usage=usage,
             read_weights=read_weights,
-            least_used=least_used(usage, self.heads),
+            least_used=_least_used(usage, self.heads),
             reads=reads,
             lstm=(c, h),
         )
@@ -330,17 +340,21 @@ def _sequence_learner(network: nn.Module, initial_state, *, ways: int, instances
         inputs = _step_inputs(sequence.x, sequence.previous_label, dtype)
         return network.apply({"params": params}, initial_state(dtype), inputs)
 
+    def check_sequence(support: Split, query_x, query_y=None):
+        """Labels in ``0..ways-1``; an episode of ``ways * instances`` steps."""
+        check_label_values("support.y", support.y, ways)
+        if query_y is not None:
+            check_label_values("query.y", query_y, ways)
+            check_length(support.x.shape[0] + query_x.shape[0], ways=ways, instances=instances)
+
     def init(key, episode: Episode):
-        check_key("key", key)
-        sequence = episode_sequence(episode, jax.random.key(0), ways=ways, instances=instances)
+        sequence = _episode_sequence(episode, jax.random.key(0), ways)
         inputs = _step_inputs(sequence.x, sequence.previous_label, sequence.x.dtype)
         return network.init(key, initial_state(inputs.dtype), inputs)["params"]
 
     def loss(params, episode: Episode, key=None):
         """Cross-entropy over every step of the shuffled sequence, with per-instance accuracy."""
-        check_labels(episode.support.y, ways, "support.y")
-        check_labels(episode.query.y, ways, "query.y")
-        sequence = episode_sequence(episode, key, ways=ways, instances=instances)
+        sequence = _episode_sequence(episode, key, ways)
         _, logits = run(params, sequence)
         losses = optax.softmax_cross_entropy_with_integer_labels(logits, sequence.y)
         correct = (jnp.argmax(logits, -1) == sequence.y).astype(logits.dtype)
@@ -352,9 +366,7 @@ def _sequence_learner(network: nn.Module, initial_state, *, ways: int, instances
 
     def predict(params, support: Split, query_x, key=None):
         """Runs the (shuffled) support sequence, then classifies each query from its final state."""
-        check_split("support", support, min_rank=1, min_examples=1)
-        check_features("query_x", query_x, "support", support.x)
-        sequence = split_sequence(support, key, ways=ways, name="support")
+        sequence = _split_sequence(support, key, ways)
         state, _ = run(params, sequence)
         # Each query is the step after the last support step, so it sees that step's label.
         last = jax.nn.one_hot(sequence.y[-1], ways)
@@ -366,7 +378,9 @@ def _sequence_learner(network: nn.Module, initial_state, *, ways: int, instances
 
         return jax.vmap(one)(inputs)
 
-    return Learner(init=init, loss=loss, predict=predict)
+    learner = Learner(init=init, loss=loss, predict=predict)
+    # Rank 1 is enough: the recurrent learners flatten each step's input.
+    return checked(learner, min_rank=1, min_support=1, extra=check_sequence)
 
 
 def mann(

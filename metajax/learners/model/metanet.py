@@ -71,17 +71,14 @@ import optax
 
 from metajax.core.distances import cosine_similarity
 from metajax.core.episodes import Episode, Split
-from metajax.core.learner import Learner
+from metajax.core.learner import Learner, checked
 from metajax.core.losses import classification_loss
 from metajax.core.validation import (
     check_bool,
-    check_episode,
-    check_features,
+    check_classes,
     check_float,
     check_int,
     check_int_sequence,
-    check_key,
-    check_split,
 )
 from metajax.nets.backbones import im2col_conv
 
@@ -304,26 +301,15 @@ def meta_networks(
     m = {kind: CoordinateMLP(hidden=(meta_hidden, meta_hidden)) for kind in kinds}
     d = {kind: CoordinateLSTM(hidden=meta_hidden) for kind in kinds}
 
-    def check_support(support: Split, query_x):
-        check_split("support", support)
+    def check_support(support: Split, query_x, query_y=None):
+        """Images for conv blocks; at least ``ways`` support examples, labels ``0..ways-1``."""
+        del query_x, query_y
         if blocks and support.x.ndim != 4:
             raise ValueError(
                 f"support.x must be images [n, height, width, channels] (rank 4) for "
                 f"blocks={blocks}, got shape {support.x.shape}"
             )
-        if support.x.shape[0] < ways:
-            raise ValueError(
-                f"support has {support.x.shape[0]} examples, fewer than ways={ways}: every "
-                "class needs at least one support example"
-            )
-        check_features("query_x", query_x, "support", support.x)
-        if not isinstance(support.y, jax.core.Tracer):
-            labels = np.asarray(support.y)  # NumPy, so that nothing here is traced
-            if labels.min() < 0 or labels.max() >= ways:
-                raise ValueError(
-                    f"support.y labels must be in 0..{ways - 1}, got "
-                    f"{int(labels.min())}..{int(labels.max())}"
-                )
+        check_classes(support, ways)
 
     def example_gradients(params, support: Split):
         """Per-example gradients of the slow-weight loss, ``{name: [n, *shape]}``."""
@@ -349,7 +335,6 @@ def meta_networks(
 
     def predict(params, support: Split, query_x, key=None):
         del key  # Deterministic given the episode.
-        check_support(support, query_x)
         n = support.x.shape[0]
         task_fast = task_fast_weights(params, support)
         keys = net.apply(
@@ -368,9 +353,6 @@ def meta_networks(
         return jax.vmap(classify)(query_x, read)
 
     def init(key, episode: Episode):
-        check_key("key", key)
-        check_support(episode.support, episode.query.x)
-        check_episode("episode", episode)
         base_key, embedding_key, m_key, d_key = jax.random.split(key, 4)
         x = episode.support.x
         coordinate = jnp.zeros((1, 2), x.dtype)
@@ -388,9 +370,7 @@ def meta_networks(
         }
 
     def loss(params, episode: Episode, key=None):
-        check_split("query", episode.query)
-        check_episode("episode", episode)
         logits = predict(params, episode.support, episode.query.x, key)
         return classification_loss(logits, episode.query.y)
 
-    return Learner(init=init, loss=loss, predict=predict)
+    return checked(Learner(init=init, loss=loss, predict=predict), extra=check_support)

@@ -21,10 +21,9 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from metajax.core.episodes import Episode, Split
-from metajax.core.validation import check_int, check_key, check_split
+from metajax.core.validation import check_int, check_key, check_label_values, check_split
 
 Array = jax.Array
 
@@ -45,18 +44,20 @@ class Sequence(NamedTuple):
     instance: Array
 
 
-def check_labels(y, ways: int, name: str = "y"):
-    """Raises a ``ValueError`` if concrete labels fall outside ``0..ways-1``.
+def check_length(n: int, *, ways: int, instances: int) -> None:
+    """Raises a ``ValueError`` unless an episode of ``n`` examples is ``ways * instances`` steps.
 
-    Values are only known on eager calls; under ``jit`` this checks nothing, and a
-    label out of range gives an all-zero one-hot.
+    Example:
+      >>> check_length(10, ways=3, instances=4)  # doctest: +ELLIPSIS
+      Traceback (most recent call last):
+      ...
+      ValueError: the episode holds n_support + n_query = 10 examples, but ways * instances = ...
     """
-    if isinstance(y, jax.core.Tracer):
-        return
-    y = np.asarray(y)
-    if y.size and (y.min() < 0 or y.max() >= ways):
+    if n != ways * instances:
         raise ValueError(
-            f"{name} labels must lie in 0..{ways - 1} (ways={ways}), got {sorted(set(y.tolist()))}"
+            f"the episode holds n_support + n_query = {n} examples, but ways * instances = "
+            f"{ways} * {instances} = {ways * instances}; instances must be {n} / ways "
+            f"(shots + queries for sample_episode) and ways the episode's number of classes"
         )
 
 
@@ -69,6 +70,10 @@ def offset_labels(y: Array, ways: int) -> Array:
       [[0, 0, 0], [0, 0, 1], [1, 0, 0]]
     """
     check_int("ways", ways, 1)
+    return _offset_labels(y, ways)
+
+
+def _offset_labels(y: Array, ways: int) -> Array:
     one_hot = jax.nn.one_hot(y, ways, dtype=jnp.float32)
     return jnp.concatenate([jnp.zeros_like(one_hot[:1]), one_hot[:-1]])
 
@@ -82,6 +87,10 @@ def instance_numbers(y: Array, ways: int) -> Array:
       [1, 1, 2, 3, 2]
     """
     check_int("ways", ways, 1)
+    return _instance_numbers(y, ways)
+
+
+def _instance_numbers(y: Array, ways: int) -> Array:
     one_hot = jax.nn.one_hot(y, ways, dtype=jnp.int32)
     return jnp.sum(jnp.cumsum(one_hot, axis=0) * one_hot, axis=-1)
 
@@ -102,13 +111,18 @@ def split_sequence(split: Split, key: Array | None, *, ways: int, name: str = "s
     # Rank 1 is enough: the recurrent learners flatten each step's input.
     check_split(name, split, min_rank=1)
     check_key("key", key, optional=True)
-    check_labels(split.y, ways, f"{name}.y")
+    check_label_values(f"{name}.y", split.y, ways)
+    return _split_sequence(split, key, ways)
+
+
+def _split_sequence(split: Split, key: Array | None, ways: int) -> Sequence:
+    """:func:`split_sequence` unchecked, for callers that have checked its arguments."""
     x, y = split.x, split.y
     if key is not None:
         order = jax.random.permutation(key, y.shape[0])
         x, y = x[order], y[order]
     return Sequence(
-        x=x, previous_label=offset_labels(y, ways), y=y, instance=instance_numbers(y, ways)
+        x=x, previous_label=_offset_labels(y, ways), y=y, instance=_instance_numbers(y, ways)
     )
 
 
@@ -148,15 +162,17 @@ def episode_sequence(episode: Episode, key: Array, *, ways: int, instances: int)
             f"support.x features {episode.support.x.shape[1:]} differ from query.x's "
             f"{episode.query.x.shape[1:]}"
         )
-    length = episode.support.x.shape[0] + episode.query.x.shape[0]
-    if length != ways * instances:
-        raise ValueError(
-            f"the episode holds n_support + n_query = {length} examples, but ways * instances = "
-            f"{ways} * {instances} = {ways * instances}; instances must be {length} / ways "
-            f"(shots + queries for sample_episode) and ways the episode's number of classes"
-        )
+    n = episode.support.x.shape[0] + episode.query.x.shape[0]
+    check_length(n, ways=ways, instances=instances)
+    check_label_values("support.y", episode.support.y, ways)
+    check_label_values("query.y", episode.query.y, ways)
+    return _episode_sequence(episode, key, ways)
+
+
+def _episode_sequence(episode: Episode, key: Array | None, ways: int) -> Sequence:
+    """:func:`episode_sequence` unchecked, for callers that have checked its arguments."""
     both = Split(
         x=jnp.concatenate([episode.support.x, episode.query.x]),
         y=jnp.concatenate([episode.support.y, episode.query.y]),
     )
-    return split_sequence(both, key, ways=ways)
+    return _split_sequence(both, key, ways)

@@ -54,17 +54,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from metajax.core.episodes import Episode, Split
-from metajax.core.learner import Learner
+from metajax.core.learner import Learner, checked
 from metajax.core.losses import classification_loss
-from metajax.core.validation import (
-    check_bool,
-    check_episode,
-    check_features,
-    check_int,
-    check_key,
-    check_model,
-    check_split,
-)
+from metajax.core.validation import check_bool, check_int, check_label_values, check_model
 from metajax.nets.backbones import Model, conv4
 
 Array = jax.Array
@@ -317,21 +309,15 @@ def snail(
         length=n_support + 1, outputs=ways, filters=filters, attention=attention
     )
 
-    def check(support: Split, query_x):
-        check_split("support", support)
+    def check_support(support: Split, query_x, query_y=None):
+        """The support set is the fixed ``ways * shots`` positions, labelled ``0..ways-1``."""
+        del query_x, query_y
         if support.x.shape[0] != n_support:
             raise ValueError(
                 f"support must hold ways * shots = {ways} * {shots} = {n_support} examples, "
                 f"got {support.x.shape[0]}"
             )
-        check_features("query_x", query_x, "support", support.x, min_examples=1)
-        if not isinstance(support.y, jax.core.Tracer):  # values are only known on eager calls
-            y = np.asarray(support.y)
-            if y.min() < 0 or y.max() >= ways:
-                raise ValueError(
-                    f"support.y labels must lie in 0..{ways - 1} (ways - 1), "
-                    f"got {sorted(set(y.tolist()))}"
-                )
+        check_label_values("support.y", support.y, ways)
 
     def sequences(params, support: Split, query_x, key):
         embedded = embedding.apply(params["embedding"], jnp.concatenate([support.x, query_x]))
@@ -348,9 +334,6 @@ def snail(
         )
 
     def init(key, episode: Episode):
-        check_key("key", key)
-        check(episode.support, episode.query.x)
-        check_episode("episode", episode)
         embed_key, network_key = jax.random.split(key)
         params = {"embedding": embedding.init(embed_key, episode.support.x)}
         prefix, tail = sequences(params, episode.support, episode.query.x, None)
@@ -358,15 +341,12 @@ def snail(
         return params
 
     def predict(params, support: Split, query_x, key=None):
-        check_key("key", key, optional=True)
-        check(support, query_x)
         prefix, tail = sequences(params, support, query_x, key)
         return network.apply({"params": params["snail"]}, prefix, tail)[1]
 
     def loss(params, episode: Episode, key=None):
-        check_split("query", episode.query)
-        check_episode("episode", episode)
         logits = predict(params, episode.support, episode.query.x, key)
         return classification_loss(logits, episode.query.y)
 
-    return Learner(init=init, loss=loss, predict=predict)
+    learner = Learner(init=init, loss=loss, predict=predict)
+    return checked(learner, min_query=1, extra=check_support)
