@@ -1,8 +1,12 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
+import jax
+import numpy as np
 import pytest
+from flax import serialization
 
 from metajax.cli import main
 
@@ -225,3 +229,129 @@ def test_head_learners_refuse_other_test_ways(capsys):
     assert "test_ways must equal ways=5 for maml" in capsys.readouterr().err
     assert main(["train", "--learner", "protonet", "--proximal", "1.0", "--no-progress"]) == 2
     assert "--proximal does not apply to protonet" in capsys.readouterr().err
+
+
+def _exit_code(argv) -> int:
+    """``main``'s return code, or argparse's exit code for a refused option."""
+    try:
+        return main(argv)
+    except SystemExit as exit:
+        return exit.code
+
+
+@pytest.mark.parametrize(
+    "argv, flag",
+    [
+        (["--lr", "-1"], "--lr"),  # would train by gradient ascent
+        (["--lr", "0"], "--lr"),  # would silently become the default
+        (["--lr", "inf"], "--lr"),
+        (["--learner", "maml", "--inner-lr", "-0.1"], "--inner-lr"),
+        (["--eval-episodes", "1"], "--eval-episodes"),  # a 95% CI needs two
+        (["--dataset", "sinusoid", "--learner", "maml", "--ways", "3"], "--ways"),
+        (["--dataset", "sinusoid", "--learner", "maml", "--test-ways", "3"], "--test-ways"),
+    ],
+)
+def test_bad_numbers_are_refused_before_training_naming_the_flag(argv, flag, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert _exit_code(["train", *argv, "--steps", "1", "--out-dir", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert flag in err and "Traceback" not in err
+    assert not out.exists(), "nothing is trained or saved"
+
+
+def test_maml_on_sinusoids_adapts_at_finns_rate_and_config_records_it(tmp_path, capsys):
+    """Finn et al. adapt at 0.01 on sinusoids (Omniglot's 0.4 diverges there)."""
+    out = tmp_path / "sin"
+    argv = ["train", "--learner", "maml", "--dataset", "sinusoid", "--shots", "5", "--queries",
+            "5", "--steps", "5", "--tasks", "4", "--out-dir", str(out), "--eval-episodes", "8",
+            "--no-progress"]  # fmt: skip
+    assert main(argv) == 0, capsys.readouterr().err
+    printed = capsys.readouterr().out
+    assert "meta-test mse" in printed and "nan" not in printed and "inf" not in printed
+    config = json.loads((out / "config.json").read_text())
+    assert config["inner_lr"] == 0.01 and config["lr"] == 1e-3
+    assert config["inner_steps"] == 1 and config["test_inner_steps"] == 3
+    assert set(config["versions"]) == {"jax", "jaxlib", "flax", "optax", "metajax"}
+    assert all(isinstance(v, str) for v in config["versions"].values())
+
+
+def _fake_omniglot(monkeypatch, calls: list):
+    """``datasets.load`` for any name: random 8x8 images with train, val and test classes."""
+    from metajax import datasets
+
+    rng = np.random.default_rng(0)
+    counts = {"train": 8, "val": 6, "test": 6}
+    pools = {s: rng.random((n, 12, 8, 8, 1), np.float32) for s, n in counts.items()}
+    names = {s: tuple(f"{s}{i}" for i in range(n)) for s, n in counts.items()}
+
+    def load(name, *, data_dir=None, download=True, **_):
+        calls.append(data_dir)
+        return datasets.FewShotDataset(name, pools, names)
+
+    monkeypatch.setattr(datasets, "load", load)
+
+
+def _meta_test_line(printed: str) -> str:
+    return next(line for line in printed.splitlines() if line.startswith("meta-test"))
+
+
+def test_eval_scores_the_checkpoint_that_train_scored(tmp_path, capsys, monkeypatch):
+    """With --validate-every, train tests params_best.msgpack; eval must score the same."""
+    calls = []
+    _fake_omniglot(monkeypatch, calls)
+    out, data = tmp_path / "run", tmp_path / "data"
+    argv = ["train", "--dataset", "omniglot", "--data-dir", str(data), "--model", "mlp",
+            "--steps", "20", "--log-every", "10", "--validate-every", "10", "--checkpoint-every",
+            "10", "--val-episodes", "4", "--eval-episodes", "10", "--no-progress",
+            "--out-dir", str(out)]  # fmt: skip
+    assert main(argv) == 0, capsys.readouterr().err
+    trained = _meta_test_line(capsys.readouterr().out)
+    assert (out / "params_best.msgpack").is_file()
+    # The last step's parameters may be anything: make sure they differ from the best.
+    last = serialization.msgpack_restore((out / "params.msgpack").read_bytes())
+    zeros = jax.tree.map(np.zeros_like, last)
+    (out / "params.msgpack").write_bytes(serialization.msgpack_serialize(zeros))
+    assert main(["eval", str(out), "--eval-episodes", "10"]) == 0, capsys.readouterr().err
+    assert _meta_test_line(capsys.readouterr().out) == trained
+    assert main(["eval", str(out), "--eval-episodes", "10", "--last"]) == 0
+    assert _meta_test_line(capsys.readouterr().out) != trained
+
+
+def test_eval_reuses_the_data_dir_of_the_run(tmp_path, capsys, monkeypatch):
+    calls = []
+    _fake_omniglot(monkeypatch, calls)
+    out, data = tmp_path / "run", tmp_path / "data"
+    argv = ["train", "--dataset", "omniglot", "--data-dir", str(data), "--model", "mlp",
+            "--steps", "2", "--eval-episodes", "4", "--no-progress",
+            "--out-dir", str(out)]  # fmt: skip
+    assert main(argv) == 0, capsys.readouterr().err
+    assert json.loads((out / "config.json").read_text())["data_dir"] == str(data.resolve())
+    assert main(["eval", str(out), "--eval-episodes", "4"]) == 0, capsys.readouterr().err
+    assert [str(c) for c in calls] == [str(data.resolve())] * 2
+    elsewhere = tmp_path / "moved"
+    assert main(["eval", str(out), "--eval-episodes", "4", "--data-dir", str(elsewhere)]) == 0
+    assert str(calls[-1]) == str(elsewhere)
+
+
+@pytest.mark.parametrize("command", ["train", "eval"])
+def test_help_prints_one_percent_sign(command, capsys):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    printed = capsys.readouterr().out
+    assert "95% CI" in printed and "%%" not in printed
+
+
+def test_eval_json_is_written_atomically(tmp_path, capsys, monkeypatch):
+    """A reader never sees half an eval.json: it is renamed into place, not written in place."""
+    original = Path.write_text
+
+    def no_eval_json(self, *args, **kwargs):
+        assert self.name != "eval.json", "eval.json written in place"
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", no_eval_json)
+    out = tmp_path / "run"
+    argv = ["train", "--model", "mlp", "--steps", "2", "--eval-episodes", "4", "--no-progress",
+            "--out-dir", str(out)]  # fmt: skip
+    assert main(argv) == 0, capsys.readouterr().err
+    assert json.loads((out / "eval.json").read_text())["episodes"] == 4

@@ -34,7 +34,12 @@ API:
   optionally of one family.
 - :func:`run_config` checks settings and returns the complete run config (every option
   at its dataset-aware default unless given). It is what ``metajax train`` saves as
-  ``config.json``, less the CLI's own keys.
+  ``config.json``, less the CLI's own keys. :func:`check_setting` says whether test
+  episodes of other ways or shots fit a learner (``fixed_ways``, ``fixed_shots``).
+- Helpers for builders and the CLI: :func:`backbone` (the config's backbone as a factory
+  name and its arguments, which the families instantiate), :func:`hyperparameters` (the
+  config's option values, for the factory), :func:`is_regression`, :func:`input_kind`,
+  :func:`pool_settings` and :func:`auto_model` (what a data pool holds and fits).
 
 Small instances for tests: ``run_config(name, inputs=...)`` picks the small backbone,
 ``"mlp"`` (hidden 128-128) for vectors and series, ``"conv2"`` (two conv blocks) for
@@ -47,7 +52,10 @@ images, with 5 ways, 1 shot and 1 query by default. Episodes by input kind:
   feature; pass ``series=dict(channels=..., length=...)`` (``tapnet`` needs it).
 
 Labels are ``0..ways-1`` for classification; a regression config (``dataset="sinusoid"``)
-gives the optimization learners one output.
+gives the optimization learners one output. A learner is built for episodes of the
+config's ``ways``, ``shots`` and ``queries``: the heads (model and optimization families)
+are sized by ``ways``, MANN and LSTM by ``shots + queries`` (instances per class), SNAIL by
+``shots``; build again for other episodes, ``spec.build({**config, "queries": 3}, pool)``.
 
 Example:
   >>> import metajax.learners  # registers every family
@@ -187,6 +195,18 @@ def input_kind(pool) -> str:
     return {5: "images", 4: "series"}.get(ndim, "vectors")
 
 
+def pool_settings(pool) -> dict:
+    """``inputs`` and ``series`` of :func:`run_config` for a meta-train pool (``None``: sinusoid).
+
+    A series pool is ``[classes, examples, length, channels + mask]`` (see
+    :mod:`metajax.datasets.uea`).
+    """
+    inputs = input_kind(pool)
+    if inputs != "series":
+        return {"inputs": inputs}
+    return {"inputs": inputs, "series": {"channels": pool.shape[-1] - 1, "length": pool.shape[-2]}}
+
+
 def auto_model(pool) -> str:
     """Conv-4 for images of at least 16x16, its first two blocks for smaller, else an MLP.
 
@@ -220,6 +240,24 @@ def check_option(name: str, value, option: Option | None = None) -> None:
         raise ValueError(f"{name} must be a finite {option.kind.__name__} {bound}, got {value!r}")
 
 
+def check_setting(config: Mapping, ways, shots, *, prefix: str = "test_") -> None:
+    """Episodes of ``ways`` and ``shots`` fit a learner trained as ``config`` says.
+
+    A head with one output per way tests at the training ways, SNAIL at the training
+    shots; ``prefix`` names the setting in the message (``"test_"``, or a flag's ``"--"``).
+    """
+    spec = get(config["learner"])
+    for fixed, name, value, why in (
+        (spec.fixed_ways, "ways", ways, "whose head has one output per way"),
+        (spec.fixed_shots, "shots", shots, "whose temporal convolutions are sized by the shots"),
+    ):
+        if fixed and value != config[name]:
+            raise ValueError(
+                f"{prefix}{name} must equal {name}={config[name]} for {spec.name}, {why}; "
+                f"got {value}"
+            )
+
+
 def hyperparameters(config: Mapping) -> dict:
     """The config's values of the options its learner declares, for its factory."""
     return {k: config[k] for k in get(config["learner"]).options}
@@ -239,6 +277,9 @@ def run_config(
     decay_every: int = 2000,
     lr: float | None = None,
     series: Mapping[str, int] | None = None,
+    test_ways: int | None = None,
+    test_shots: int | None = None,
+    test_queries: int | None = None,
     **options,
 ) -> dict:
     """The complete run config of learner ``name``: what ``spec.build`` and ``spec.optimizer`` read.
@@ -256,6 +297,8 @@ def run_config(
       seed: the run's seed (TapNet's channel groups).
       steps, decay_every, lr: the outer optimizer's; ``lr=None`` is the spec's default.
       series: ``{"channels": ..., "length": ...}`` of time-series inputs.
+      test_ways, test_shots, test_queries: the meta-test episodes; the training ones by
+        default (see :func:`check_setting`).
       **options: values for the spec's options; the rest take their defaults.
 
     Raises:
@@ -284,6 +327,12 @@ def run_config(
         learner=name, dataset=dataset, inputs=inputs, model=model, ways=ways, shots=shots,
         queries=queries, seed=seed, steps=steps, decay_every=decay_every, lr=lr,
     )  # fmt: skip
+    config.update(
+        test_ways=None if regression else test_ways or ways,
+        test_shots=test_shots or shots,
+        test_queries=test_queries or queries,
+    )
+    check_setting(config, config["test_ways"], config["test_shots"])
     if series is not None:
         config["series"] = {k: int(series[k]) for k in ("channels", "length")}
     for option, default in spec.options.items():

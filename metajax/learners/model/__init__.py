@@ -48,7 +48,7 @@ register(LearnerSpec(
     "mann", "model", "Santoro et al., ICML 2016", mann, _sequence(mann), **_MODEL
 ))  # fmt: skip
 register(LearnerSpec(
-    "lstm", "model", "Santoro et al., ICML 2016 (LSTM baseline)", lstm_baseline,
+    "lstm", "model", "Santoro et al., ICML 2016, LSTM baseline", lstm_baseline,
     _sequence(lstm_baseline), **_MODEL,
 ))  # fmt: skip
 register(LearnerSpec(

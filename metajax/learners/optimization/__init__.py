@@ -61,7 +61,7 @@ register(LearnerSpec(
     options=MAML_OPTIONS, **_HEAD,
 ))  # fmt: skip
 register(LearnerSpec(
-    "fomaml", "optimization", "Finn, Abbeel & Levine, ICML 2017 (first order)", fomaml,
+    "fomaml", "optimization", "Finn, Abbeel & Levine, ICML 2017, first order", fomaml,
     _head_learner(fomaml), options=MAML_OPTIONS, **_HEAD,
 ))  # fmt: skip
 # Rajeswaran et al.'s Omniglot setting: lambda 2, 16 steps of iMAML-GD, 5 of CG.
@@ -88,7 +88,7 @@ register(LearnerSpec(
 ))  # fmt: skip
 # Finn et al.'s "pretrained" baseline (Fig. 2): fine-tuned by SGD at 0.01.
 register(LearnerSpec(
-    "finetune", "optimization", "Finn, Abbeel & Levine, ICML 2017 (pretrained baseline)",
+    "finetune", "optimization", "Finn, Abbeel & Levine, ICML 2017, pretrained baseline",
     finetune, _head_learner(finetune), options={"inner_lr": 0.01, "test_inner_steps": 1},
     **_HEAD,
 ))  # fmt: skip
