@@ -1,13 +1,46 @@
-"""Shared fixtures: the real data directory (skipped with a reason when absent) and caches."""
+"""Shared fixtures: the real data directory (skipped with a reason when absent) and caches.
+
+The test run also gets one JAX persistent compilation cache of its own, so that a program
+compiled once is not compiled again by another test, by the other xdist worker, or by a
+process a test starts (the CLI runs, the forced-device runs, the notebooks' kernels).
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
-import pytest
+# JAX reads these when it is imported and decides on its first compile whether to use a
+# cache, so they are set before anything imports JAX. The xdist workers and every
+# subprocess inherit them; a cache folder given by the caller is used as it is.
+_OWN_CACHE = None
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    _OWN_CACHE = tempfile.mkdtemp(prefix="metajax-jax-cache-")
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = _OWN_CACHE
+    # Programs that compile faster than this cost more to write and read than to compile.
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.1")
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")  # any size
+# The notebooks run as tests (nbmake) on their "ci" budget: every cell, seconds of training.
+os.environ.setdefault("METAJAX_NOTEBOOK_BUDGET", "ci")
 
-from metajax.datasets import load_omniglot
+import jax  # noqa: E402
+import pytest  # noqa: E402
+
+# In case a plugin imported JAX before this file (it then read the variables too early).
+jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
+for _name in ("persistent_cache_min_compile_time_secs", "persistent_cache_min_entry_size_bytes"):
+    if f"JAX_{_name.upper()}" in os.environ:
+        _kind = type(getattr(jax.config, f"jax_{_name}"))
+        jax.config.update(f"jax_{_name}", _kind(os.environ[f"JAX_{_name.upper()}"]))
+
+from metajax.datasets import load_omniglot  # noqa: E402
+
+
+def pytest_unconfigure(config):
+    if _OWN_CACHE is not None and not hasattr(config, "workerinput"):
+        shutil.rmtree(_OWN_CACHE, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
