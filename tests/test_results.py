@@ -1,8 +1,17 @@
+"""The benchmarks' result records (benchmarks/harness/results.py, once metajax.results)."""
+
 import json
+import sys
+from pathlib import Path
 
 import pytest
 
-from metajax.results import render_results_table, update_results_markdown, write_result
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+from harness.results import (  # noqa: E402
+    render_results_table,
+    update_results_markdown,
+    write_result,
+)
 
 
 def test_write_and_render(tmp_path):

@@ -147,3 +147,25 @@ def gain_record(config: dict, idemenet_record: dict, idemenet_acc, protonet_acc)
         test_episodes=config["eval_episodes"],
         paired="the same test episodes for both models",
     )
+
+
+def run(config: dict, *, data_dir=None, workdir=None, progress=True):
+    """IDeMe-Net, then ProtoNet for exactly the steps IDeMe-Net ran (the same budget),
+    then their gain; yields each record as it is made."""
+    train_pool, test_pool, gallery = load_data(config, data_dir)
+    records, accuracies = [], []
+    for method in METHODS:
+        record, acc = train_and_evaluate(
+            config,
+            method,
+            gallery,
+            train_pool,
+            test_pool,
+            steps=records[0]["steps"] if records else None,
+            workdir=workdir,
+            progress=progress,
+        )
+        records.append(record)
+        accuracies.append(acc)
+        yield [record]
+    yield [gain_record(config, records[0], *accuracies)]

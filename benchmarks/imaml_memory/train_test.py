@@ -1,15 +1,8 @@
 """Smoke test: iMAML's step memory does not grow with inner steps; MAML's does."""
 
-import sys
-from pathlib import Path
+from harness.testing import import_own
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-# Every benchmark has its own `train` and `configs`: forget another folder's.
-for name in [m for m in sys.modules if m == "train" or m.split(".")[0] == "configs"]:
-    del sys.modules[name]
-
-import train  # noqa: E402
-from configs import default  # noqa: E402
+train, default = import_own(__file__, "train", "configs.default")
 
 
 def test_memory_growth_on_a_small_meta_batch():

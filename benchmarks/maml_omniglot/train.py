@@ -81,3 +81,14 @@ def train_and_evaluate(
         final_train_loss=history[-1]["loss"] if history else None,
         final_cg_residual=history[-1].get("cg_residual") if history else None,
     )
+
+
+def run(config: dict, *, data_dir=None, workdir=None, progress=True):
+    """Every ways and method of ``config``; yields each run's record as the run ends."""
+    for ways in config["ways"]:
+        for method in config["methods"]:
+            yield [
+                train_and_evaluate(
+                    config, method, ways, data_dir=data_dir, workdir=workdir, progress=progress
+                )
+            ]

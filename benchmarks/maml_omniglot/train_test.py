@@ -1,27 +1,16 @@
-"""Smoke test: each method trains a step and evaluates on the real data, when it is there."""
+"""Smoke test: iMAML trains a step and evaluates, on generated Omniglot-shaped data."""
 
-import os
-import sys
-from pathlib import Path
+from harness.testing import import_own, use_fake_data
 
-import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-# Every benchmark has its own `train` and `configs`: forget another folder's.
-for name in [m for m in sys.modules if m == "train" or m.split(".")[0] == "configs"]:
-    del sys.modules[name]
-
-import train  # noqa: E402
-from configs import default  # noqa: E402
+train, default = import_own(__file__, "train", "configs.default")
 
 
-def test_imaml_record_is_complete():
-    root = os.environ.get("METAJAX_DATA_DIR")
-    if not root or not (Path(root) / "omniglot" / "images_background.zip").exists():
-        pytest.skip("needs $METAJAX_DATA_DIR/omniglot archives")
+def test_imaml_record_is_complete(monkeypatch):
+    use_fake_data(monkeypatch, train)
     config = default.get_config()
-    config.update(steps={5: 1}, tasks={5: 1}, eval_episodes=2, queries=1, log_every=1)
+    config.update(methods=("iMAML",), ways=(5,), steps={5: 1}, tasks={5: 1})
+    config.update(eval_episodes=2, queries=1, log_every=1)
     config["imaml"][5].update(inner_steps=2)
-    record = train.train_and_evaluate(config, "iMAML", 5, data_dir=root, progress=False)
-    assert record["setting"] == "5w1s" and record["paper"] == 0.9916
+    ((record,),) = train.run(config, progress=False)
+    assert record["setting"] == "5w1s" and record["paper"] == 0.9916 and record["steps"] == 1
     assert 0.0 <= record["value"] <= 1.0 and record["final_cg_residual"] is not None

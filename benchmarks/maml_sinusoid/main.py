@@ -3,48 +3,20 @@
 python benchmarks/maml_sinusoid/main.py     # the paper's 70,000 meta-steps; a CPU suffices
 """
 
-from __future__ import annotations
-
-import argparse
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import train  # noqa: E402
+import harness  # noqa: E402
 
-from metajax.results import load_config, publish  # noqa: E402
-
-RESULTS = HERE.parent / "results"
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
-    )
-    parser.add_argument("--config", choices=("default", "paper"), default="default")
-    parser.add_argument("--shots", type=int, nargs="+", default=None, help="K (default: 5 10)")
-    parser.add_argument("--steps", type=int, default=None, help="override the meta-steps")
-    parser.add_argument("--results-dir", default=str(RESULTS))
-    parser.add_argument("--workdir", default=None, help="where metrics JSONL files go")
-    args = parser.parse_args(argv)
-    config = load_config(HERE, args.config)
-    if args.steps is not None:
-        config["steps"] = args.steps
-    records = []
-    for shots in args.shots or config["shots"]:
-        for record in train.train_and_evaluate(config, shots, workdir=args.workdir):
-            record["config"] = args.config
-            records.append(record)
-            print(
-                f"{record['method']} {record['setting']}: MSE {record['value']:.4f} "
-                f"± {record['ci95']:.4f}",
-                flush=True,
-            )
-    default_dir = Path(args.results_dir).resolve() == RESULTS.resolve()
-    publish(records, args.results_dir, HERE.parent / "RESULTS.md" if default_dir else None)
-
+main = harness.benchmark(
+    __file__,
+    __doc__,
+    harness.override("--shots", type=int, nargs="+", help="K (the config's: 5 10)"),
+    harness.STEPS,
+    harness.WORKDIR,
+)
 
 if __name__ == "__main__":
     main()

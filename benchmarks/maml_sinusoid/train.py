@@ -65,3 +65,9 @@ def train_and_evaluate(config: dict, shots: int, *, workdir=None, progress=True)
                 )
             )
     return records
+
+
+def run(config: dict, *, workdir=None, progress=True):
+    """MAML and the pretrained baseline at every K of ``config``; yields each K's records."""
+    for shots in config["shots"]:
+        yield train_and_evaluate(config, shots, workdir=workdir, progress=progress)

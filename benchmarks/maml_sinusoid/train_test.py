@@ -1,21 +1,14 @@
 """Smoke test of the benchmark: a few meta-steps end to end."""
 
-import sys
-from pathlib import Path
+from harness.testing import import_own
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-# Every benchmark has its own `train` and `configs`: forget another folder's.
-for name in [m for m in sys.modules if m == "train" or m.split(".")[0] == "configs"]:
-    del sys.modules[name]
-
-import train  # noqa: E402
-from configs import default  # noqa: E402
+train, default = import_own(__file__, "train", "configs.default")
 
 
-def test_train_and_evaluate_writes_complete_records():
+def test_run_writes_complete_records():
     config = default.get_config()
-    config.update(steps=3, eval_episodes=4, log_every=1, test_steps=(0, 1))
-    records = train.train_and_evaluate(config, 5, progress=False)
+    config.update(shots=(5,), steps=3, eval_episodes=4, log_every=1, test_steps=(0, 1))
+    (records,) = train.run(config, progress=False)
     assert [(r["method"], r["setting"]) for r in records] == [
         ("MAML", "K=5, 0 steps"),
         ("MAML", "K=5, 1 step"),

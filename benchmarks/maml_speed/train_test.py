@@ -2,21 +2,13 @@
 
 import json
 import sys
-from pathlib import Path
 
 import jax
 import numpy as np
 import pytest
+from harness.testing import import_own
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-# Every benchmark has its own `train`, `main` and `configs`: forget another folder's.
-for name in [m for m in sys.modules if m in ("train", "main") or m.split(".")[0] == "configs"]:
-    del sys.modules[name]
-
-import main  # noqa: E402
-import train  # noqa: E402
-from configs import default  # noqa: E402
+main, train, default = import_own(__file__, "main", "train", "configs.default")
 
 
 def tiny_config(**overrides):
@@ -73,6 +65,7 @@ def test_main_writes_one_record_per_method_and_setting(tmp_path, monkeypatch):
     monkeypatch.setattr(train, "measure_metajax_isolated", fake(3.0))
     monkeypatch.setattr(train, "measure_l2l", fake(2.0))
     monkeypatch.setattr(train, "l2l_command", lambda *args, **kwargs: [])
+    monkeypatch.setitem(sys.modules, "train", train)  # main runs this train, patched
     records = main.main(["--inner-steps", "1", "--results-dir", str(tmp_path)])
     by_method = {r["method"]: r for r in records}
     assert set(by_method) == {"MAML (metajax)", "iMAML (metajax)", "MAML (learn2learn)"}

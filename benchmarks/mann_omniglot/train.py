@@ -125,3 +125,11 @@ def train_and_evaluate(config: dict, method: str, *, data_dir=None, workdir=None
             )
         )
     return records
+
+
+def run(config: dict, *, methods=None, data_dir=None, workdir=None, progress=True):
+    """MANN and the LSTM (or ``methods``); yields each model's records as it is scored."""
+    for method in methods or ("MANN", "LSTM"):
+        yield train_and_evaluate(
+            config, method, data_dir=data_dir, workdir=workdir, progress=progress
+        )

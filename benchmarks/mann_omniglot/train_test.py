@@ -1,18 +1,9 @@
-"""Smoke test of the benchmark: a few steps end to end, on the real data when it is there."""
-
-import os
-import sys
-from pathlib import Path
+"""Smoke test of the benchmark: a few steps end to end, on generated Omniglot-shaped data."""
 
 import pytest
+from harness.testing import import_own, use_fake_data
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-# Every benchmark has its own `train` and `configs`: forget another folder's.
-for name in [m for m in sys.modules if m == "train" or m.split(".")[0] == "configs"]:
-    del sys.modules[name]
-
-import train  # noqa: E402
-from configs import default, paper  # noqa: E402
+train, default, paper = import_own(__file__, "train", "configs.default", "configs.paper")
 
 
 def test_configs_state_the_paper_schedule():
@@ -28,15 +19,13 @@ def test_configs_state_the_paper_schedule():
 
 
 @pytest.mark.parametrize("method", ["MANN", "LSTM"])
-def test_train_and_evaluate_writes_complete_records(method):
-    root = os.environ.get("METAJAX_DATA_DIR")
-    if not root or not (Path(root) / "omniglot" / "images_background.zip").exists():
-        pytest.skip("needs $METAJAX_DATA_DIR/omniglot archives")
+def test_run_writes_complete_records(method, monkeypatch):
+    use_fake_data(monkeypatch, train)
     config = default.get_config()
     config.update(steps={method: 2}, log_every=1, tasks=2, eval_episodes=4)
     config["mann"].update(memory_slots=16, memory_size=8, controller=16)
     config["lstm"].update(hidden=16)
-    records = train.train_and_evaluate(config, method, data_dir=root, progress=False)
+    (records,) = train.run(config, methods=[method], progress=False)
     assert [r["setting"] for r in records] == [f"5-way instance {k}" for k in (1, 2, 3, 4, 5, 10)]
     assert [r["paper"] for r in records] == [train.PAPER[method][k] for k in (1, 2, 3, 4, 5, 10)]
     for r in records:

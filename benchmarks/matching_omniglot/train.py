@@ -80,3 +80,16 @@ def train_and_evaluate(
         final_train_loss=history[-1]["loss"] if history else None,
         final_train_accuracy=history[-1]["accuracy"] if history else None,
     )
+
+
+def run(config: dict, *, settings=None, data_dir=None, workdir=None, progress=True):
+    """Every (ways, shots) of ``config`` (or ``settings`` such as ``"5w1s"``); yields each
+    setting's record as it is scored."""
+    if settings is not None:
+        settings = [tuple(int(n) for n in s[:-1].split("w")) for s in settings]
+    for ways, shots in settings or config["settings"]:
+        yield [
+            train_and_evaluate(
+                config, ways, shots, data_dir=data_dir, workdir=workdir, progress=progress
+            )
+        ]

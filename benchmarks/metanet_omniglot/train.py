@@ -72,3 +72,13 @@ def train_and_evaluate(config: dict, setting: str, *, data_dir=None, workdir=Non
         final_train_loss=history[-1]["loss"] if history else None,
         final_train_accuracy=history[-1]["accuracy"] if history else None,
     )
+
+
+def run(config: dict, *, settings=None, data_dir=None, workdir=None, progress=True):
+    """Every setting of ``config`` (or ``settings``); yields each setting's record."""
+    for setting in settings or config["settings"]:
+        yield [
+            train_and_evaluate(
+                config, setting, data_dir=data_dir, workdir=workdir, progress=progress
+            )
+        ]

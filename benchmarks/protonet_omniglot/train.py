@@ -71,3 +71,9 @@ def train_and_evaluate(config: dict, shots: int, *, data_dir=None, workdir=None,
             )
         )
     return records
+
+
+def run(config: dict, *, shots=None, data_dir=None, workdir=None, progress=True):
+    """The 1-shot and 5-shot models (or ``shots``); yields each model's records."""
+    for k in shots or (1, 5):
+        yield train_and_evaluate(config, k, data_dir=data_dir, workdir=workdir, progress=progress)

@@ -1,23 +1,28 @@
-"""One device count's measurement, run in its own process (XLA fixes the device count at start).
+"""Meta-steps per second against the number of devices, one process per device count.
 
-``python train.py CONFIG_JSON DEVICES`` prints one JSON line: meta-steps per second
-of each learner at the weak-scaling and the strong-scaling meta-batch, on a
-``task_mesh(DEVICES)``, with the process's device and versions.
+:func:`run` starts, for every device count, ``python train.py CONFIG_JSON DEVICES``
+(XLA fixes the device count when a process starts), which prints one JSON line:
+meta-steps per second of each learner at the weak-scaling and the strong-scaling
+meta-batch, on a ``task_mesh(DEVICES)``, with the process's device and versions.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 import jax
 import numpy as np
 import optax
 
 import metajax as mj
-from metajax.results import environment
 from metajax.training.distributed import replicate, task_mesh
+
+HERE = Path(__file__).resolve().parent
 
 
 def make_learner(config: dict, name: str):
@@ -80,6 +85,8 @@ def main(config: dict, devices: int) -> dict:
             ("strong", config["meta_batch"]),
         ):
             rows.append({**measure(config, name, devices, tasks), "mode": mode})
+    from harness.results import environment  # the child finds benchmarks/ on PYTHONPATH
+
     env = environment()
     return {
         "rows": rows,
@@ -88,6 +95,102 @@ def main(config: dict, devices: int) -> dict:
         "backend": jax.default_backend(),
         "device_kind": jax.devices()[0].device_kind,
     }
+
+
+NAMES = {"protonet": "ProtoNet", "maml": "MAML"}
+
+
+def run_child(config: dict, devices: int) -> dict:
+    env = dict(os.environ)
+    # The child imports the harness's record helpers from benchmarks/, as main.py does.
+    env["PYTHONPATH"] = os.pathsep.join([str(HERE.parent), env.get("PYTHONPATH", "")]).rstrip(
+        os.pathsep
+    )
+    if config["platform"] == "cpu":
+        env["JAX_PLATFORMS"] = "cpu"
+        flags = env.get("XLA_FLAGS", "").replace("--xla_force_host_platform_device_count", "")
+        env["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={devices}".strip()
+    done = subprocess.run(
+        [sys.executable, str(HERE / "train.py"), json.dumps(config), str(devices)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{devices} devices failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def efficiency(row: dict, base: dict) -> float:
+    speedup = row["steps_per_s"] / base["steps_per_s"]
+    return speedup if row["mode"] == "weak" else speedup / row["devices"]
+
+
+def records(config: dict, runs: list[dict]) -> list[dict]:
+    base = {(r["learner"], r["mode"]): r for r in runs[0]["rows"]}
+    out = []
+    for run in runs:
+        for row in run["rows"]:
+            n = row["devices"]
+            out.append(
+                {
+                    "benchmark": "scaling",
+                    "method": NAMES[row["learner"]],
+                    "dataset": "omniglot-shaped",
+                    "setting": f"{config['ways']}w{config['shots']}s, {row['mode']}, "
+                    f"{n} device{'s' if n > 1 else ''}, {row['tasks']} tasks"
+                    + (f", {config['label']}" if config.get("label") else ""),
+                    "metric": "meta-steps/s",
+                    "value": row["steps_per_s"],
+                    "tasks_per_s": row["tasks_per_s"],
+                    "efficiency": efficiency(row, base[(row["learner"], row["mode"])]),
+                    "devices": n,
+                    "mode": row["mode"],
+                    "tasks": row["tasks"],
+                    "compile_s": row["compile_s"],
+                    "steps": config["steps"],
+                    "platform": config["platform"],
+                    "device": run["device"],
+                    "versions": run["versions"],
+                    "backend": run["backend"],
+                }
+            )
+    return out
+
+
+def table(rows: list[dict]) -> str:
+    lines = [
+        "| method | scaling | devices | tasks | meta-steps/s | tasks/s | efficiency | device |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['method']} | {r['mode']} | {r['devices']} | {r['tasks']} | {r['value']:.3g} "
+            f"| {r['tasks_per_s']:.3g} | {r['efficiency']:.2f} | {r['device']} |"
+        )
+    return "\n".join(lines)
+
+
+def run(config: dict):
+    """Measures every device count of ``config`` in its own process (stopping at the
+    first this machine lacks); yields the records of all of them with their efficiency."""
+    devices = sorted(config["devices"])
+    if devices[0] != 1:
+        raise SystemExit("--devices must include 1: efficiency is relative to one device")
+    runs = []
+    for n in devices:
+        try:
+            runs.append(run_child(config, n))
+            # Partial results survive a run cut short by a time limit.
+            print(json.dumps(runs[-1]["rows"]), flush=True)
+        except RuntimeError as err:
+            if "but this process sees" not in str(err):
+                raise
+            print(f"skipping {n} devices: only {len(runs) and runs[-1]['device']}", flush=True)
+            break
+    rows = records(config, runs)
+    print(table(rows), flush=True)
+    yield rows
 
 
 if __name__ == "__main__":

@@ -8,59 +8,21 @@ python benchmarks/siamese_omniglot/main.py --data-dir ../shared/data          # 
 python benchmarks/siamese_omniglot/main.py --config paper --data-dir DATA     # GPU length
 """
 
-from __future__ import annotations
-
-import argparse
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import train  # noqa: E402
+import harness  # noqa: E402
 
-from metajax.results import load_config, publish  # noqa: E402
-
-RESULTS = HERE.parent / "results"
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
-    )
-    parser.add_argument(
-        "--config",
-        choices=("default", "paper"),
-        default="default",
-        help="default: CPU budget; paper: Koch-style pairs and distortions, GPU length",
-    )
-    parser.add_argument(
-        "--data-dir", default=None, help="folder holding omniglot/ (or $METAJAX_DATA_DIR)"
-    )
-    parser.add_argument("--results-dir", default=str(RESULTS))
-    parser.add_argument("--workdir", default=None, help="where the metrics JSONL file goes")
-    parser.add_argument("--steps", type=int, default=None, help="override the config's steps")
-    parser.add_argument(
-        "--time-limit", type=float, default=None, help="override the config's time_limit (s)"
-    )
-    args = parser.parse_args(argv)
-    config = load_config(HERE, args.config)
-    if args.steps is not None:
-        config["steps"] = args.steps
-    if args.time_limit is not None:
-        config["time_limit"] = args.time_limit
-    records = train.train_and_evaluate(config, data_dir=args.data_dir, workdir=args.workdir)
-    for record in records:
-        record["config"] = args.config
-        print(
-            f"{record['setting']}: {100 * record['value']:.2f} ± {100 * record['ci95']:.2f} "
-            f"(paper {100 * record['paper']:.1f}), {record['steps']} steps, "
-            f"{record['wall_s']} s, {record['test_trials']} trials",
-            flush=True,
-        )
-    default_dir = Path(args.results_dir).resolve() == RESULTS.resolve()
-    publish(records, args.results_dir, HERE.parent / "RESULTS.md" if default_dir else None)
-
+main = harness.benchmark(
+    __file__,
+    __doc__,
+    harness.STEPS,
+    harness.TIME_LIMIT,
+    harness.DATA_DIR,
+    harness.WORKDIR,
+)
 
 if __name__ == "__main__":
     main()

@@ -92,3 +92,8 @@ def train_and_evaluate(config: dict, *, data_dir=None, workdir=None, progress=Tr
             final_train_verification_accuracy=history[-1]["accuracy"] if history else None,
         )
     ]
+
+
+def run(config: dict, *, data_dir=None, workdir=None, progress=True):
+    """The one model of ``config``; yields its record."""
+    yield train_and_evaluate(config, data_dir=data_dir, workdir=workdir, progress=progress)

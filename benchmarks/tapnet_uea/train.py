@@ -162,3 +162,21 @@ def train_and_evaluate(config, name, *, episodes=False, workdir=None, progress=T
     if episodes:
         return episodic(config, name, workdir=workdir, progress=progress)
     return paper_protocol(config, name, workdir=workdir, progress=progress)
+
+
+def run(config: dict, *, datasets=None, episodic=True, workdir=None, progress=True):
+    """The paper protocol on every dataset of ``config`` (or ``datasets``), then the
+    N-way k-shot rows (unless not ``episodic``) of the config's episodic datasets (those
+    of them in ``datasets``, when given); yields each model's records."""
+    jobs = [(name, False) for name in datasets or config["datasets"]]
+    if episodic:
+        jobs += [
+            (name, True)
+            for name in config["episodic"]["datasets"]
+            if datasets is None or name in datasets
+        ]
+    for name, episodes in jobs:
+        records = train_and_evaluate(
+            config, name, episodes=episodes, workdir=workdir, progress=progress
+        )
+        yield [{**record, "seed": config["seed"]} for record in records]

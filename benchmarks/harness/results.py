@@ -3,13 +3,13 @@
 Every benchmark writes its numbers through :func:`write_result`, which stamps them
 with the exact command, the machine, the package versions and the date, so that
 ``benchmarks/RESULTS.md`` (rendered by :func:`render_results_table`) can always be
-traced back to a run.
+traced back to a run. It serves the benchmarks only, so it lives beside them rather
+than in the ``metajax`` package (it was ``metajax.results``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import importlib.metadata
 import json
 import os
@@ -149,18 +149,3 @@ def publish(records: list[dict], results_dir: str | os.PathLike, markdown=None) 
     print(render_results_table(results_dir), flush=True)
     if markdown is not None:
         update_results_markdown(markdown, results_dir)
-
-
-def load_config(folder: str | os.PathLike, name: str) -> dict:
-    """``get_config()`` of ``<folder>/configs/<name>.py``, a benchmark folder's config.
-
-    Every benchmark folder has its own ``configs`` package; one loaded from another
-    folder is dropped first so that several benchmarks can share a process (pytest).
-    """
-    for module in [m for m in sys.modules if m.split(".")[0] == "configs"]:
-        del sys.modules[module]
-    sys.path.insert(0, str(Path(folder)))
-    try:
-        return importlib.import_module(f"configs.{name}").get_config()
-    except ModuleNotFoundError as err:
-        raise ValueError(f"no config {name!r} in {Path(folder) / 'configs'}") from err
