@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import sys
 import zipfile
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import numpy as np
 import pytest
 
 from metajax.core.episodes import sample_episode
+from metajax.datasets import load
 from metajax.datasets.base import CorruptDataError, DataNotFoundError, resolve_data_dir
 
 tfds = pytest.importorskip(
@@ -240,6 +242,27 @@ def test_bad_arguments_name_themselves(tfds_dir, kwargs, match):
     kwargs = {"split": "small1", **kwargs}
     with pytest.raises(ValueError, match=match):
         mtfds.from_tfds("omniglot", data_dir=tfds_dir, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "call, needed_by",
+    [
+        (lambda archives: load("tfds:omniglot"), "dataset tfds:omniglot"),
+        (lambda archives: mtfds.from_tfds("cifar100"), "dataset tfds:cifar100"),
+        (mtfds.prepare_omniglot_offline, "prepare_omniglot_offline"),
+    ],
+)
+def test_missing_tfds_is_one_line_naming_the_extra(monkeypatch, tmp_path, call, needed_by):
+    # What the CLI prints for a ValueError, instead of a traceback through TFDS's import.
+    for name in ZIPS:  # prepare_omniglot_offline looks for the archives first
+        (tmp_path / name).touch()
+    monkeypatch.setitem(sys.modules, "tensorflow_datasets", None)
+    with pytest.raises(ValueError) as error:
+        call(tmp_path)
+    assert isinstance(error.value, ImportError)  # and so a MissingExtraError
+    assert str(error.value) == (
+        f"{needed_by} needs tensorflow-datasets: pip install 'metajax[tfds]'"
+    )
 
 
 def test_unknown_dataset_name():

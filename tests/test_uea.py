@@ -4,6 +4,7 @@ import jax
 import numpy as np
 import pytest
 
+from metajax import datasets
 from metajax.datasets.uea import class_pool, class_sampler, load_uea, pad_series, uea_few_shot
 
 
@@ -90,7 +91,14 @@ def test_class_sampler_keeps_labels_and_splits_examples():
         class_sampler(pool, shots=3, queries=4)
 
 
-def test_missing_aeon_names_the_extra(monkeypatch):
+@pytest.mark.parametrize("load", [load_uea, lambda name: datasets.load(f"uea:{name}")])
+def test_missing_aeon_is_one_line_naming_the_extra(monkeypatch, load):
+    # What the CLI prints for a ValueError, instead of a traceback through aeon's import.
+    monkeypatch.setitem(sys.modules, "aeon", None)
     monkeypatch.setitem(sys.modules, "aeon.datasets", None)
-    with pytest.raises(ImportError, match=r"metajax\[timeseries\]"):
-        load_uea("BasicMotions")
+    with pytest.raises(ValueError) as error:
+        load("BasicMotions")
+    assert isinstance(error.value, ImportError)  # and so a datasets.MissingExtraError
+    assert str(error.value) == (
+        "dataset uea:BasicMotions needs aeon: pip install 'metajax[timeseries]'"
+    )

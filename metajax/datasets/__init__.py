@@ -6,6 +6,7 @@ from metajax.datasets.base import (
     CorruptDataError,
     DataNotFoundError,
     FewShotDataset,
+    MissingExtraError,
     resolve_cache_dir,
     resolve_data_dir,
     split_classes,
@@ -38,6 +39,11 @@ def load(name: str, *, data_dir=None, cache_dir=None, download: bool = True) -> 
       cache_dir: where decoded arrays are cached.
       download: allow fetching missing files from their public home.
 
+    Raises:
+      MissingExtraError: ``tfds:`` without tensorflow-datasets or ``uea:`` without aeon
+        (one line naming the extra to install; a ``ValueError`` and an ``ImportError``).
+      ValueError: an unknown name.
+
     Example:
       >>> load("digits").splits
       ('train', 'test')
@@ -67,6 +73,7 @@ __all__ = [
     "CorruptDataError",
     "DataNotFoundError",
     "FewShotDataset",
+    "MissingExtraError",
     "load",
     "load_digits",
     "load_omniglot",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import os
 import struct
 import zipfile
@@ -25,6 +26,37 @@ class DataNotFoundError(ValueError, FileNotFoundError):
 
 class CorruptDataError(ValueError):
     """Raised when a dataset file exists but cannot be read or fails verification."""
+
+
+class MissingExtraError(ImportError, ValueError):
+    """Raised when a dataset needs an optional package that is not installed.
+
+    Its message is one line naming the dataset, the package and the extra that installs
+    it. It is an ``ImportError`` and a ``ValueError`` (this dataset cannot be loaded
+    here), so a command line that reports a ``ValueError`` in one line reports it too.
+    """
+
+
+def import_extra(module: str, *, needed_by: str, package: str, extra: str):
+    """Imports ``module``, or raises :class:`MissingExtraError` naming ``extra``.
+
+    Example:
+      >>> try:
+      ...     import_extra("no_such_module", needed_by="dataset uea:X", package="aeon",
+      ...                  extra="timeseries")
+      ... except MissingExtraError as e:
+      ...     print(e)
+      dataset uea:X needs aeon: pip install 'metajax[timeseries]'
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        top = module.split(".")[0]
+        # A package that is installed but cannot import one of its own dependencies.
+        broken = f" (it cannot import {e.name})" if e.name and e.name.split(".")[0] != top else ""
+        raise MissingExtraError(
+            f"{needed_by} needs {package}{broken}: pip install 'metajax[{extra}]'"
+        ) from e
 
 
 # What the standard library raises on a damaged zip (or npz) archive, found by flipping

@@ -31,6 +31,8 @@ from metajax.datasets.base import (
     CorruptDataError,
     DataNotFoundError,
     FewShotDataset,
+    MissingExtraError,
+    import_extra,
     resolve_data_dir,
     split_classes,
 )
@@ -47,25 +49,20 @@ _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 _INSTALL_HINT = "pip install 'metajax[tfds]'"
 
 
-def _import_tfds():
-    try:
-        import tensorflow_datasets as tfds
-    except ImportError as e:
-        raise ImportError(
-            "metajax.datasets.tfds needs tensorflow-datasets and TensorFlow; install them "
-            f"with `{_INSTALL_HINT}` ({e})"
-        ) from e
-    return tfds
+def _import_tfds(needed_by: str):
+    return import_extra(
+        "tensorflow_datasets", needed_by=needed_by, package="tensorflow-datasets", extra="tfds"
+    )
 
 
 def _reraise_missing_importlib_resources(e: ModuleNotFoundError):
     # tensorflow-datasets 4.9.10 imports the `importlib_resources` backport whenever it
     # locates a builder's source, but declares it only for Python < 3.9
-    # (tensorflow/datasets#11212).
+    # (tensorflow/datasets#11212); the tfds extra installs it.
     if e.name == "importlib_resources":
-        raise ImportError(
-            "tensorflow-datasets needs the `importlib_resources` package to prepare datasets "
-            "but does not declare it on this Python; `pip install importlib_resources`"
+        raise MissingExtraError(
+            "tensorflow-datasets needs importlib_resources to prepare datasets but does not "
+            f"declare it on this Python: {_INSTALL_HINT}"
         ) from e
     raise e
 
@@ -137,7 +134,8 @@ def from_tfds(
       ``"<name>/<label name>"``, classes in label order within each split.
 
     Raises:
-      ImportError: when tensorflow-datasets is not installed.
+      MissingExtraError: when tensorflow-datasets is not installed (an ``ImportError``
+        and a ``ValueError``, one line naming the ``tfds`` extra).
       DataNotFoundError: when the dataset is not prepared and ``download`` is false.
       ValueError: naming the argument at fault.
 
@@ -171,7 +169,7 @@ def from_tfds(
             )
         image_size = (int(image_size[0]), int(image_size[1]))
 
-    tfds = _import_tfds()
+    tfds = _import_tfds(f"dataset tfds:{name}")
     builder = _builder(tfds, name, data_dir)
     if not builder.is_prepared():
         if not download:
@@ -606,7 +604,7 @@ def prepare_omniglot_offline(
             "archives of https://github.com/brendenlake/omniglot/tree/master/python"
         )
 
-    tfds = _import_tfds()
+    tfds = _import_tfds("prepare_omniglot_offline")
     from tensorflow_datasets.core.download import checksums as tfds_checksums
 
     builder = tfds.builder("omniglot", data_dir=None if data_dir is None else os.fspath(data_dir))

@@ -44,12 +44,9 @@ import numpy as np
 
 from metajax.core.episodes import Episode, EpisodeSampler, Split, check_episode_config, check_pool
 from metajax.core.validation import check_int
-from metajax.datasets.base import FewShotDataset, split_classes
+from metajax.datasets.base import FewShotDataset, import_extra, split_classes
 
 BALANCE = ("cap", "replace")
-INSTALL_HINT = (
-    "loading UEA time series needs aeon: pip install 'metajax[timeseries]' (or pip install aeon)"
-)
 
 
 def pad_series(
@@ -242,18 +239,23 @@ def load_uea(name: str, *, length: int | None = None, extract_path=None) -> UEAD
       length: the padded length; the longest series of either split by default.
       extract_path: where aeon keeps downloaded sets (aeon's default if None).
 
+    Raises:
+      MissingExtraError: when aeon is not installed (one line naming the ``timeseries``
+        extra; a ``ValueError`` and an ``ImportError``).
+
     Example:
       >>> ds = load_uea("BasicMotions")
       >>> ds.train.x.shape, ds.test.y.shape, ds.channels, ds.class_names[0]
       ((40, 100, 7), (40,), 6, 'badminton')
     """
-    try:
-        from aeon.datasets import load_classification
-    except ImportError as error:
-        raise ImportError(INSTALL_HINT) from error
+    aeon_datasets = import_extra(
+        "aeon.datasets", needed_by=f"dataset uea:{name}", package="aeon", extra="timeseries"
+    )
     raw = {}
     for split in ("train", "test"):
-        series, labels = load_classification(name, split=split, extract_path=extract_path)
+        series, labels = aeon_datasets.load_classification(
+            name, split=split, extract_path=extract_path
+        )
         raw[split] = (list(series), np.asarray(labels).astype(str))
     class_names = tuple(str(c) for c in sorted(set(raw["train"][1]) | set(raw["test"][1])))
     index = {c: i for i, c in enumerate(class_names)}
