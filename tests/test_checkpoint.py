@@ -177,6 +177,11 @@ def test_a_planted_nan_stops_with_the_step_and_learner_keeping_the_good_checkpoi
     assert logged == [5, 10]
 
 
+# Long enough that a run is still training when the test kills it after its second
+# checkpoint (28 checkpoints and the final evaluation to go), short enough to run whole twice.
+CLI_STEPS = 300
+
+
 def cli(out: Path, *extra: str) -> subprocess.Popen:
     argv = [
         sys.executable,
@@ -188,7 +193,7 @@ def cli(out: Path, *extra: str) -> subprocess.Popen:
         "--model",
         "mlp",
         "--steps",
-        "1500",
+        str(CLI_STEPS),
         "--tasks",
         "2",
         "--log-every",
@@ -241,7 +246,7 @@ def test_sigkill_then_resume_ends_like_an_uninterrupted_run(tmp_path):
     params_a, metrics_a, eval_a = read(killed)
     params_b, metrics_b, eval_b = read(tmp_path / "whole")
     assert params_a == params_b
-    assert metrics_a == metrics_b and [m["step"] for m in metrics_a][-1] == 1500
+    assert metrics_a == metrics_b and [m["step"] for m in metrics_a][-1] == CLI_STEPS
     assert eval_a == eval_b
 
 
@@ -296,9 +301,11 @@ def test_cli_validates_keeps_the_best_and_tests_with_it(data_dir, tmp_path, caps
     from metajax.cli import main
 
     out = tmp_path / "run"
+    # An MLP and few queries: what is checked is the checkpoint bookkeeping, not the backbone.
     argv = ["train", "--dataset", "omniglot", "--data-dir", str(data_dir), "--no-download",
-            "--steps", "20", "--log-every", "10", "--validate-every", "10", "--checkpoint-every",
-            "10", "--val-episodes", "10", "--eval-episodes", "10", "--keep", "1", "--no-progress",
+            "--model", "mlp", "--queries", "5", "--steps", "20", "--log-every", "10",
+            "--validate-every", "10", "--checkpoint-every", "10", "--val-episodes", "10",
+            "--eval-episodes", "10", "--keep", "1", "--no-progress",
             "--out-dir", str(out)]  # fmt: skip
     assert main(argv) == 0
     printed = capsys.readouterr().out
