@@ -24,6 +24,11 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")  # any size
 # The notebooks run as tests (nbmake) on their "ci" budget: every cell, seconds of training.
 os.environ.setdefault("METAJAX_NOTEBOOK_BUDGET", "ci")
+# The run's decoded-dataset cache, also one for all workers (the loaders write atomically).
+_OWN_DATA_CACHE = None
+if "_METAJAX_TEST_DATA_CACHE" not in os.environ:
+    _OWN_DATA_CACHE = tempfile.mkdtemp(prefix="metajax-data-cache-")
+    os.environ["_METAJAX_TEST_DATA_CACHE"] = _OWN_DATA_CACHE
 
 import jax  # noqa: E402
 import pytest  # noqa: E402
@@ -39,8 +44,10 @@ from metajax.datasets import load_omniglot  # noqa: E402
 
 
 def pytest_unconfigure(config):
-    if _OWN_CACHE is not None and not hasattr(config, "workerinput"):
-        shutil.rmtree(_OWN_CACHE, ignore_errors=True)
+    if not hasattr(config, "workerinput"):
+        for folder in (_OWN_CACHE, _OWN_DATA_CACHE):
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -57,9 +64,12 @@ def data_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def omniglot_cache(tmp_path_factory) -> Path:
-    """A cache folder of this test session's own, so tests never depend on ~/.cache."""
-    return tmp_path_factory.mktemp("metajax-cache")
+def omniglot_cache() -> Path:
+    """A cache folder of this test run's own, so tests never depend on ~/.cache.
+
+    The xdist workers share it: Omniglot is decoded once per run, not once per worker.
+    """
+    return Path(os.environ["_METAJAX_TEST_DATA_CACHE"])
 
 
 @pytest.fixture(scope="session")
