@@ -230,6 +230,9 @@ def test_metrics_shapes_and_no_recompile(name):
     learner = LEARNERS[name](ways=3, instances=3)
     episode = small_episode(jax.random.key(5))
     params = jax.jit(learner.init)(jax.random.key(6), episode)
+    # chex counts traces by source and call stack, which every learner's
+    # checked() loss shares: start from zero.
+    chex.clear_trace_counter()
     loss = jax.jit(chex.assert_max_traces(learner.loss, n=1))
     value, metrics = loss(params, episode, jax.random.key(0))
     assert sorted(metrics) == ["accuracy", "instance_1", "instance_2", "instance_3", "loss"]
@@ -240,6 +243,7 @@ def test_metrics_shapes_and_no_recompile(name):
         np.mean([metrics[f"instance_{k}"] for k in (1, 2, 3)]), metrics["accuracy"], rtol=1e-6
     )
     loss(params, small_episode(jax.random.key(7)), jax.random.key(1))
+    chex.clear_trace_counter()
     predict = jax.jit(chex.assert_max_traces(learner.predict, n=1))
     assert predict(params, episode.support, episode.query.x, jax.random.key(2)).shape == (6, 3)
     predict(params, episode.support, episode.query.x + 1.0, jax.random.key(3))

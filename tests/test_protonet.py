@@ -102,10 +102,36 @@ def test_cosine_distance_and_bad_arguments():
         learner.predict(params, episode.support, jnp.ones((3, 4)))
 
 
+def test_each_split_is_checked_once(monkeypatch):
+    """loss calls predict, but the support set is checked once, where loss is entered."""
+    import metajax.core.learner as core_learner
+
+    checked_splits = []
+    check_split = core_learner.check_split
+
+    def counting(name, split, **kwargs):
+        checked_splits.append(name)
+        return check_split(name, split, **kwargs)
+
+    monkeypatch.setattr(core_learner, "check_split", counting)
+    learner = protonet(mlp(hidden=(6,)))
+    episode = small_episode(jax.random.key(13))
+    params = learner.init(jax.random.key(14), episode)
+    checked_splits.clear()
+    learner.loss(params, episode, jax.random.key(0))
+    assert checked_splits == ["support", "query"]
+    checked_splits.clear()
+    learner.predict(params, episode.support, episode.query.x)
+    assert checked_splits == ["support"]
+
+
 def test_second_call_does_not_recompile():
     learner = protonet(mlp(hidden=(6,)))
     episode = small_episode(jax.random.key(10))
     params = learner.init(jax.random.key(11), episode)
+    # chex counts traces by source and call stack, which every learner's
+    # checked() loss shares: start from zero.
+    chex.clear_trace_counter()
     loss = jax.jit(chex.assert_max_traces(learner.loss, n=1))
     loss(params, episode, jax.random.key(0))
     loss(params, small_episode(jax.random.key(12)), jax.random.key(1))

@@ -151,6 +151,9 @@ def test_second_call_does_not_recompile():
     learner = siamese(mlp(hidden=(6,)), distortion=None)
     episode = small_episode(jax.random.key(10))
     params = learner.init(jax.random.key(11), episode)
+    # chex counts traces by source and call stack, which every learner's
+    # checked() loss shares: start from zero.
+    chex.clear_trace_counter()
     loss = jax.jit(chex.assert_max_traces(learner.loss, n=1))
     loss(params, episode, jax.random.key(0))
     loss(params, small_episode(jax.random.key(12)), jax.random.key(1))
@@ -160,6 +163,7 @@ def test_second_call_does_not_recompile():
     episode = sample_episode(jax.random.key(1), images, ways=3, shots=1, queries=1)
     learner = siamese(mlp(hidden=(6,)), distortion=AffineDistortion())
     params = learner.init(jax.random.key(2), episode)
+    chex.clear_trace_counter()
     loss = jax.jit(chex.assert_max_traces(learner.loss, n=1))
     loss(params, episode, jax.random.key(0))
     other = sample_episode(jax.random.key(3), images, ways=3, shots=1, queries=1)

@@ -434,19 +434,3 @@ def check_query_classes(support_y, query_y) -> None:
             f"query.y has labels {empty} with no example in support.y (an empty class: "
             f"the support set must hold every query class; it has {sorted(set(s.tolist()))})"
         )
-
-
-def check_task(
-    episode=None, *, key, support=None, query_x=None, optional_key: bool = False
-) -> None:
-    """The input checks of a gradient-based learner's ``init``/``loss`` or ``predict``.
-
-    Labels may be integer classes or floating regression targets; values are never
-    read, so the checks cost nothing under ``jit``.
-    """
-    check_key("key", key, optional=optional_key)
-    if episode is not None:
-        check_episode("episode", episode, labels="any")
-    if support is not None:
-        check_split("support", support, labels="any")
-        check_features("query_x", query_x, "support", support.x)
