@@ -9,6 +9,7 @@ over meta-steps only; never over tasks.
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import os
@@ -438,9 +439,11 @@ class NonFiniteError(FloatingPointError):
 
 
 def _learner_name(learner: Learner) -> str:
-    factory = learner.loss.__qualname__.split(".<locals>")[0]
-    module = learner.loss.__module__.rsplit(".", 1)[-1]
-    return factory if factory == module else f"{factory} ({learner.loss.__module__})"
+    # A wrapper made with functools.wraps (checked()) names the factory's own function.
+    loss = inspect.unwrap(learner.loss)
+    factory = loss.__qualname__.split(".<locals>")[0]
+    module = loss.__module__.rsplit(".", 1)[-1]
+    return factory if factory == module else f"{factory} ({loss.__module__})"
 
 
 def validation_metric(sampler: EpisodeSampler) -> tuple[str, str]:
