@@ -14,6 +14,7 @@ test, Siamese networks train on pairs but predict by nearest support example), a
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -142,4 +143,9 @@ def checked(
         check_features("query_x", query_x, "support", support.x, min_examples=min_query)
         return raw_predict(params, support, query_x, rng)
 
-    return Learner(init=init, loss=loss, predict=predict)
+    # Keep the raw functions' names, so errors and logs name the learner, not this wrapper.
+    return Learner(
+        init=functools.wraps(raw_init)(init),
+        loss=functools.wraps(raw_loss)(loss),
+        predict=functools.wraps(raw_predict)(predict),
+    )
