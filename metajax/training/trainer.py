@@ -381,7 +381,8 @@ class Best(NamedTuple):
     Attributes:
       step: the meta-step they were validated at (the later of equals, as the
         checkpoint manager keeps it).
-      params: the meta-parameters at that step.
+      params: the meta-parameters at that step; ``None`` only when a resumed run finds
+        that step's checkpoint no longer on disk.
       metric: the validation metric that ranked them (``"val_accuracy"`` or ``"val_mse"``).
       value: its value there.
     """
@@ -597,6 +598,10 @@ def meta_train(
                 "resume with the same settings"
             )
         history, best, wall_before = meta["history"], meta["best"], meta["wall_s"]
+        if validate is not None and best is not None and best["step"] in manager.all_steps():
+            # Read the best now: orbax does not carry the metrics of checkpoints written
+            # before a resume, so its retention may drop that step once new ones arrive.
+            best_params = restore_state(manager, state, step=best["step"])[0].params
     if metrics_path is not None:
         metrics_path = Path(metrics_path)
         metrics_path.parent.mkdir(parents=True, exist_ok=True)
@@ -694,8 +699,8 @@ def meta_train(
         if validate is not None and best is not None and best_params is None:
             # Validated before a resume: the best checkpoint holds the parameters.
             manager.wait_until_finished()
-            best_state, _, _ = restore_state(manager, state, step=best["step"])
-            best_params = best_state.params
+            if best["step"] in manager.all_steps():
+                best_params = restore_state(manager, state, step=best["step"])[0].params
     finally:
         bar.close()
         if manager is not None:
