@@ -39,10 +39,14 @@ class Model(NamedTuple):
     Attributes:
       init: ``(key, x) -> params`` for an example batch ``x``.
       apply: ``(params, x) -> outputs`` for a batch ``x``.
+      head: the width of its output head; ``0`` for a backbone that ends at its
+        features (``conv4()``, ``mlp()``); ``None`` when the model does not say. The
+        learners that train raw outputs as logits check it at ``init``.
     """
 
     init: Callable[[Array, Array], Params]
     apply: Callable[[Params, Array], Array]
+    head: int | None = None
 
 
 class BatchStatNorm(nn.Module):
@@ -219,7 +223,7 @@ def conv4(
         check(x, params["Conv_0"]["kernel"].shape[2])
         return module.apply({"params": params}, x)
 
-    return Model(init=init, apply=apply)
+    return Model(init=init, apply=apply, head=outputs or 0)
 
 
 def mlp(*, hidden: Sequence[int] = (40, 40), outputs: int | None = None) -> Model:
@@ -258,4 +262,4 @@ def mlp(*, hidden: Sequence[int] = (40, 40), outputs: int | None = None) -> Mode
         check(x, params["Dense_0"]["kernel"].shape[0])
         return module.apply({"params": params}, x)
 
-    return Model(init=init, apply=apply)
+    return Model(init=init, apply=apply, head=outputs or 0)

@@ -9,10 +9,8 @@ example episode is at hand, and named after the learner.
 
 What is knowable there:
 
-* whether the model has a head, where the model says so: a ``Model`` with an
-  ``outputs`` attribute, or metajax's ``conv4``/``mlp``, whose ``apply`` closes over
-  its Flax module and the module's ``outputs`` (``None`` for no head). A model of
-  one's own that says nothing is taken as it is;
+* whether the model has a head, where the model says so (``Model.head``: ``conv4``
+  and ``mlp`` do). A model of one's own that says nothing is taken as it is;
 * the output shape, from ``jax.eval_shape`` of ``apply`` (nothing is computed);
 * the largest class label, when the labels are concrete (``init`` called eagerly,
   as :func:`~metajax.init_state` does). Under ``jit`` or ``eval_shape`` they are
@@ -21,8 +19,6 @@ What is knowable there:
 """
 
 from __future__ import annotations
-
-import inspect
 
 import jax
 import jax.numpy as jnp
@@ -43,14 +39,10 @@ def declared_outputs(model):
       >>> declared_outputs(mlp(outputs=5)), declared_outputs(mlp())
       (5, None)
     """
-    if hasattr(model, "outputs"):
-        return model.outputs
-    apply = getattr(model, "apply", None)
-    if inspect.isfunction(apply):
-        module = inspect.getclosurevars(apply).nonlocals.get("module")
-        if hasattr(module, "outputs") and callable(getattr(module, "apply", None)):
-            return module.outputs
-    return _UNKNOWN
+    head = getattr(model, "head", None)
+    if head is None:
+        return _UNKNOWN
+    return head or None
 
 
 def _largest_label(*labels) -> int | None:
