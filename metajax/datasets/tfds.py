@@ -17,6 +17,7 @@ import hashlib
 import importlib
 import io
 import os
+import shutil
 import tempfile
 import warnings
 import zipfile
@@ -768,8 +769,58 @@ def _only_splits(builder, urls, splits, alphabet_names, label_names):
 
 
 def _offline_download_manager(tfds):
+    from tensorflow_datasets.core.download import extractor as tfds_extractor
+    from tensorflow_datasets.core.download import resource as tfds_resource
+
+    class ZipExtractor(tfds_extractor._Extractor):
+        """TFDS's extractor, but a zip is unpacked by ``zipfile`` in one pass.
+
+        TFDS copies each member through ``tf.io.gfile`` on a thread pool, about 6 ms per
+        file: 90 s for Omniglot's 38,000 small PNGs, three quarters of the whole
+        preparation. The result is the same tree, renamed into place as TFDS does.
+        """
+
+        def _extract(self, from_path, method, to_path):
+            if method != tfds_resource.ExtractMethod.ZIP:
+                return super()._extract(from_path=from_path, method=method, to_path=to_path)
+            to_path = Path(to_path)
+            staging = to_path.parent / f"{to_path.name}.incomplete-{os.getpid()}"
+            try:
+                with zipfile.ZipFile(from_path) as z:
+                    for info in z.infolist():
+                        name = os.path.normpath(info.filename)
+                        # The members TFDS's iter_zip skips: folders, hidden, absolute.
+                        if (
+                            info.is_dir()
+                            or name.startswith(".")
+                            or os.path.isabs(name)
+                            or name.endswith("~")
+                            or os.path.basename(name).startswith(".")
+                        ):
+                            continue
+                        dst = staging / name
+                        dst.parent.mkdir(parents=True, exist_ok=True)
+                        dst.write_bytes(z.read(info))
+            except (*ARCHIVE_ERRORS, OSError) as e:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise tfds_extractor.ExtractError(
+                    f"Error while extracting {from_path} to {to_path}: {e}"
+                ) from e
+            if to_path.exists():
+                shutil.rmtree(to_path)
+            staging.rename(to_path)
+            return to_path
+
     class OfflineDownloadManager(tfds.download.DownloadManager):
         """Reads archives from ``manual_dir`` only; never touches the network."""
+
+        @property
+        def _extractor(self):
+            if self._zip_extractor is None:
+                self._zip_extractor = ZipExtractor(max_workers=1)
+            return self._zip_extractor
+
+        _zip_extractor = None
 
         def _download(self, resource):
             url = getattr(resource, "url", resource)
