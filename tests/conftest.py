@@ -22,6 +22,10 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
     # Programs that compile faster than this cost more to write and read than to compile.
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.1")
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")  # any size
+# The suite's programs are small and mostly run a few times, so XLA's optimisation passes
+# cost more than they save: measured here, a notebook ran in 2/3 of the time and a
+# conv-net learning test in 2/3 of it too. Benchmarks, not tests, time optimised code.
+os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
 # The notebooks run as tests (nbmake) on their "ci" budget: every cell, seconds of training.
 os.environ.setdefault("METAJAX_NOTEBOOK_BUDGET", "ci")
 # The run's decoded-dataset cache, also one for all workers (the loaders write atomically).
@@ -35,6 +39,9 @@ import pytest  # noqa: E402
 
 # In case a plugin imported JAX before this file (it then read the variables too early).
 jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
+jax.config.update(
+    "jax_disable_most_optimizations", os.environ["JAX_DISABLE_MOST_OPTIMIZATIONS"] not in ("", "0")
+)
 for _name in ("persistent_cache_min_compile_time_secs", "persistent_cache_min_entry_size_bytes"):
     if f"JAX_{_name.upper()}" in os.environ:
         _kind = type(getattr(jax.config, f"jax_{_name}"))
@@ -80,6 +87,22 @@ def omniglot_vinyals(data_dir, omniglot_cache):
 @pytest.fixture(scope="session")
 def omniglot_lake(data_dir, omniglot_cache):
     return load_omniglot(data_dir, protocol="lake", cache_dir=omniglot_cache, download=False)
+
+
+@pytest.fixture(scope="session")
+def omniglot_vinyals_14(data_dir, omniglot_cache):
+    """Vinyals' split at 14x14: a quarter of the pixels, for the learning tests."""
+    return load_omniglot(
+        data_dir, protocol="vinyals", image_size=14, cache_dir=omniglot_cache, download=False
+    )
+
+
+@pytest.fixture(scope="session")
+def omniglot_lake_14(data_dir, omniglot_cache):
+    """Lake's split at 14x14, for the learning tests."""
+    return load_omniglot(
+        data_dir, protocol="lake", image_size=14, cache_dir=omniglot_cache, download=False
+    )
 
 
 @pytest.fixture
