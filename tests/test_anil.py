@@ -16,7 +16,7 @@ def test_meta_gradient_reaches_the_body_and_matches_finite_differences(f64):
         episode = f64(sample_sinusoid(jax.random.key(0), shots=5, queries=5))
         params = f64(learner.init(jax.random.key(1), episode))
         check_grads(
-            lambda p: learner.loss(p, episode, jax.random.key(2))[0],
+            jax.jit(lambda p: learner.loss(p, episode, jax.random.key(2))[0]),
             (params,),
             order=2,
             modes=["rev"],
@@ -32,7 +32,7 @@ def test_conv4_body_classifies_an_episode():
     learner = anil(conv4(filters=8), outputs=5)
     params = learner.init(jax.random.key(5), episode)
     assert params["head"]["kernel"].shape == (8, 5)
-    logits = learner.predict(params, episode.support, episode.query.x, jax.random.key(6))
+    logits = jax.jit(learner.predict)(params, episode.support, episode.query.x, jax.random.key(6))
     assert logits.shape == (10, 5) and np.isfinite(logits).all()
 
 

@@ -27,7 +27,7 @@ def test_inner_step_is_elementwise_and_rates_are_meta_learned(f64):
         loss, _ = learner.loss(params, episode, jax.random.key(2))
         np.testing.assert_allclose(loss, task(phi, episode.query), rtol=1e-12)
         check_grads(
-            lambda p: learner.loss(p, episode, jax.random.key(2))[0],
+            jax.jit(lambda p: learner.loss(p, episode, jax.random.key(2))[0]),
             (params,),
             order=1,
             modes=["rev"],
