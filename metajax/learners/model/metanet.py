@@ -281,8 +281,8 @@ def meta_networks(
       >>> episode = sample_episode(jax.random.key(1), pool, ways=3, shots=1, queries=2)
       >>> learner = meta_networks(ways=3, filters=4, blocks=2, hidden=(8,))
       >>> params = learner.init(jax.random.key(2), episode)
-      >>> loss, metrics = learner.loss(params, episode, jax.random.key(3))
-      >>> learner.predict(params, episode.support, episode.query.x, None).shape
+      >>> loss, metrics = jax.jit(learner.loss)(params, episode, jax.random.key(3))
+      >>> jax.jit(learner.predict)(params, episode.support, episode.query.x, None).shape
       (6, 3)
     """
     for name, value, low in (
