@@ -1,6 +1,5 @@
 import math
 
-import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -191,8 +190,9 @@ def test_support_order_is_shuffled_by_the_key_and_only_then():
 
 def test_gradients_match_finite_differences(f64):
     with jax.enable_x64(True):
-        episode = small_episode(jax.random.key(10), ways=2, shots=2, queries=2)
-        learner = small_learner(ways=2, shots=2)
+        # 2-way 1-shot: sequences of 3, so two dense blocks (dilations 1 and 2) per TC block.
+        episode = small_episode(jax.random.key(10), ways=2, shots=1, queries=1)
+        learner = small_learner(ways=2, shots=1)
         params = f64(jax.jit(learner.init)(jax.random.key(11), episode))
         loss = jax.jit(lambda p: learner.loss(p, episode, jax.random.key(12))[0])
         check_grads(loss, (params,), order=1, modes=["rev"])
@@ -200,18 +200,6 @@ def test_gradients_match_finite_differences(f64):
         # Every block gets a gradient: nothing is cut off from the query's output.
         for name, leaf in jax.tree_util.tree_leaves_with_path(grads):
             assert np.abs(leaf).max() > 0, jax.tree_util.keystr(name)
-
-
-def test_second_call_does_not_recompile():
-    learner = small_learner()
-    episode = small_episode(jax.random.key(13))
-    params = learner.init(jax.random.key(14), episode)
-    # chex counts traces by source and call stack, which every learner's
-    # checked() loss shares: start from zero.
-    chex.clear_trace_counter()
-    loss = jax.jit(chex.assert_max_traces(learner.loss, n=1))
-    loss(params, episode, jax.random.key(0))
-    loss(params, small_episode(jax.random.key(15)), jax.random.key(1))
 
 
 def test_bad_arguments_raise_clear_errors():
