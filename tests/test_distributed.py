@@ -83,13 +83,21 @@ for name, (learner, opt) in learners.items():
         float(np.max(np.abs(a - b))) for a, b in zip(params[1], params[4])
     )
     out[name]["max_abs"] = max(float(np.max(np.abs(a))) for a in params[1])
-print(json.dumps(out))
+results["step"] = out
 """
 
 
 @pytest.fixture(scope="module")
-def sharded_step():
-    return run_on_forced_devices(SHARDED_STEP)
+def forced_devices():
+    """The results of SHARDED_STEP and SHARDED_RUN (below), run in one process: JAX, the
+    data and the forced devices start once."""
+    return run_on_forced_devices(f"results = {{}}\n{SHARDED_STEP}{SHARDED_RUN}"
+                                 "print(json.dumps(results))")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def sharded_step(forced_devices):
+    return forced_devices["step"]
 
 
 @pytest.mark.parametrize("name", ["protonet", "maml"])
@@ -138,12 +146,12 @@ diff = max(float(np.max(np.abs(a - b))) for a, b in
            zip(jax.tree.leaves(jax.device_get(single.params)),
                jax.tree.leaves(jax.device_get(sharded.params))))
 drop = lambda h: [{k: v for k, v in r.items() if k != "wall_s"} for r in h]
-print(json.dumps({"diff": diff, "history_1": drop(history_1), "history_4": drop(history_4)}))
+results["run"] = {"diff": diff, "history_1": drop(history_1), "history_4": drop(history_4)}
 """
 
 
-def test_sharded_meta_train_with_resume_follows_the_single_device_run():
-    result = run_on_forced_devices(SHARDED_RUN)
+def test_sharded_meta_train_with_resume_follows_the_single_device_run(forced_devices):
+    result = forced_devices["run"]
     assert result["diff"] < 1e-5
     assert [r["step"] for r in result["history_4"]] == [10, 20, 30]
     for a, b in zip(result["history_1"], result["history_4"], strict=True):
