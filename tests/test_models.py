@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from metajax.nets.backbones import conv4, max_pool_2x2, mlp
+from metajax.nets.backbones import BatchStatNorm, conv4, max_pool_2x2, mlp
 
 
 def test_conv4_shapes():
@@ -62,3 +62,16 @@ def test_im2col_convolution_matches_xla_with_the_same_parameters():
         )
     with pytest.raises(ValueError, match=r"convolution must be one of"):
         conv4(convolution="fft")
+
+
+def test_gradients_through_batch_norm_and_an_odd_sized_pool_are_finite():
+    """XLA:CPU at -O0 (jax_disable_most_optimizations) computes NaN here (jax 0.10.2).
+
+    The test run lowers XLA's optimisation to save compile time (conftest.py); this is the
+    case that rules out going as far as -O0, so the suite notices if its settings do.
+    """
+    x = jax.random.normal(jax.random.key(1), (15, 7, 7, 32))
+    norm = BatchStatNorm()
+    params = norm.init(jax.random.key(0), x)
+    grads = jax.jit(jax.grad(lambda x: jnp.sum(jnp.sin(max_pool_2x2(norm.apply(params, x))))))(x)
+    assert np.isfinite(grads).all()

@@ -1,12 +1,10 @@
 """Smoke test: iMAML's step memory does not grow with inner steps; MAML's does."""
 
-import pytest
 from harness.testing import import_own
 
 train, default = import_own(__file__, "train", "configs.default")
 
 
-@pytest.mark.usefixtures("compile_quickly")
 def test_memory_growth_on_a_small_meta_batch():
     config = default.get_config()
     config.update(tasks=2, queries=2, filters=8)

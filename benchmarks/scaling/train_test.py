@@ -23,7 +23,6 @@ def tiny_config():
     return config
 
 
-@pytest.mark.usefixtures("compile_quickly")  # the children compile without most passes
 def test_one_and_two_devices_give_records_with_efficiency():
     config = tiny_config()
     runs = [train.run_child(config, n) for n in config["devices"]]
