@@ -225,20 +225,29 @@ def test_bad_arguments_raise_clear_errors():
         learner.loss(params, wrong)
 
 
-def test_learns_omniglot_one_shot(omniglot_vinyals):
-    """200 steps of 20-way 1-shot training reach >= 80% on 5-way 1-shot unseen characters.
+def test_learns_omniglot_one_shot(omniglot_vinyals_14):
+    """300 steps of 20-way 1-shot training reach >= 75% on 5-way 1-shot 14x14 unseen characters.
 
-    Chance is 20%; this run measured 87.2 ± 1.3% when written. The paper's Omniglot
-    model (cosine attention, no FCE) with 32 filters instead of 64 to save CPU time,
-    and the cosines scaled by 10 inside the softmax, which learns much faster in a
-    short run (see benchmarks/matching_omniglot/configs/default.py).
+    Chance is 20%, and an untrained Conv-4 embedding scores about 60% (the pixels'
+    similarity survives a random embedding), so 75% shows learning. The paper's
+    Omniglot model (cosine attention, no FCE) narrowed to fit a CPU test: 32 filters,
+    3 blocks for 14x14 images, and the cosines scaled by 10 inside the softmax, which
+    learns much faster in a short run (see benchmarks/matching_omniglot/configs/default.py).
+    It measured 84.4% and 83.3% (± 2%, 100 episodes) at training seeds 0 and 1 when
+    written; 150 steps gave 81.2% and 78.9%.
     """
-    learner = matching_networks(conv4(filters=32), scale=10.0)
-    train = pool_sampler(omniglot_vinyals.pool("train"), ways=20, shots=1, queries=5)
+    learner = matching_networks(conv4(filters=32, blocks=3), scale=10.0)
+    train = pool_sampler(omniglot_vinyals_14.pool("train"), ways=20, shots=1, queries=5)
     state, history = meta_train(
-        learner, train, optax.adam(1e-3), steps=200, key=jax.random.key(0), progress=False
+        learner,
+        train,
+        optax.adam(1e-3),
+        steps=300,
+        key=jax.random.key(0),
+        log_every=10,
+        progress=False,
     )
-    assert history[-1]["loss"] < history[0]["loss"]
-    test = pool_sampler(omniglot_vinyals.pool("test"), ways=5, shots=1, queries=5)
-    result = evaluate(learner, state.params, test, key=jax.random.key(1), episodes=200)
-    assert result.mean["accuracy"] >= 0.80, result
+    assert history[-1]["loss"] < 0.6 * history[0]["loss"], history
+    test = pool_sampler(omniglot_vinyals_14.pool("test"), ways=5, shots=1, queries=5)
+    result = evaluate(learner, state.params, test, key=jax.random.key(1), episodes=100)
+    assert result.mean["accuracy"] >= 0.75, result

@@ -65,18 +65,21 @@ def test_unequal_shots_use_each_class_mean(f64):
 
 
 def test_gradients_match_finite_differences(f64):
+    """Second order through a Dense+ReLU embedding; first order through every Conv-4 layer
+    type (convolution, batch norm, ReLU, max pooling) at 4 filters and 2 blocks on 8x8."""
     with jax.enable_x64(True):
         episode = small_episode(jax.random.key(3), shots=2)  # absent labels are masked
         learner = protonet(mlp(hidden=(6,)))
         params = f64(learner.init(jax.random.key(4), episode))
-        check_grads(lambda p: learner.loss(p, episode)[0], (params,), order=2, modes=["rev"])
+        loss = jax.jit(lambda p: learner.loss(p, episode)[0])
+        check_grads(loss, (params,), order=2, modes=["rev"])
 
-        images = jax.random.normal(jax.random.key(5), (6, 6, 16, 16, 1))
+        images = jax.random.normal(jax.random.key(5), (6, 6, 8, 8, 1))
         episode = sample_episode(jax.random.key(6), images, ways=3, shots=2, queries=2)
-        learner = protonet(conv4(filters=4))
+        learner = protonet(conv4(filters=4, blocks=2))
         params = f64(learner.init(jax.random.key(7), episode))
         check_grads(
-            lambda p: learner.loss(p, episode)[0],
+            jax.jit(lambda p: learner.loss(p, episode)[0]),
             (params,),
             order=1,
             modes=["rev"],
@@ -124,14 +127,27 @@ def test_each_split_is_checked_once(monkeypatch):
     assert checked_splits == ["support"]
 
 
-def test_learns_omniglot_one_shot(omniglot_vinyals):
-    """A few CPU minutes of 30-way training reach >= 90% on 5-way 1-shot unseen characters."""
-    learner = protonet()  # Conv-4, squared Euclidean: the paper's model
-    train = pool_sampler(omniglot_vinyals.pool("train"), ways=30, shots=1, queries=5)
+def test_learns_omniglot_one_shot(omniglot_vinyals_14):
+    """300 steps of 20-way training reach >= 80% on 5-way 1-shot 14x14 unseen characters.
+
+    Chance is 20%, and an untrained Conv-4 embedding already scores about 60% (a random
+    embedding keeps much of the pixels' similarity), so 80% shows learning. The paper's
+    model (squared Euclidean, Conv-4) narrowed to fit a CPU test: 32 filters, 3 blocks
+    for 14x14 images, Adam at 3e-3. It measured 88.9%, 88.8% and 87.4% (± 2%, 100
+    episodes) at training seeds 0, 1 and 2 when written.
+    """
+    learner = protonet(conv4(filters=32, blocks=3))
+    train = pool_sampler(omniglot_vinyals_14.pool("train"), ways=20, shots=1, queries=5)
     state, history = meta_train(
-        learner, train, optax.adam(1e-3), steps=250, key=jax.random.key(0), progress=False
+        learner,
+        train,
+        optax.adam(3e-3),
+        steps=300,
+        key=jax.random.key(0),
+        log_every=10,
+        progress=False,
     )
-    assert history[-1]["loss"] < history[0]["loss"]
-    test = pool_sampler(omniglot_vinyals.pool("test"), ways=5, shots=1, queries=5)
-    result = evaluate(learner, state.params, test, key=jax.random.key(1), episodes=300)
-    assert result.mean["accuracy"] >= 0.90, result
+    assert history[-1]["loss"] < 0.5 * history[0]["loss"], history
+    test = pool_sampler(omniglot_vinyals_14.pool("test"), ways=5, shots=1, queries=5)
+    result = evaluate(learner, state.params, test, key=jax.random.key(1), episodes=100)
+    assert result.mean["accuracy"] >= 0.80, result
