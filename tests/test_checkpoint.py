@@ -209,7 +209,11 @@ def cli_argv(out: Path, *extra: str) -> list[str]:
 
 def cli(out: Path, *extra: str) -> subprocess.Popen:
     argv = [sys.executable, "-m", "metajax", *cli_argv(out, *extra)]
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    # One device, as the in-process run below uses; the test run's other XLA flags stay, so
+    # that both compile the same programs and agree to the bit.
+    flags = os.environ.get("XLA_FLAGS", "").split()
+    kept = [f for f in flags if not f.startswith("--xla_force_host_platform_device_count")]
+    env = {**os.environ, "XLA_FLAGS": " ".join(kept)}
     return subprocess.Popen(
         argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -236,7 +240,7 @@ def test_sigkill_then_resume_ends_like_an_uninterrupted_run(tmp_path, capsys):
     out, errors = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, errors[-3000:]
     # The uninterrupted run needs no process of its own (the killed one does): run here, on
-    # one device as the subprocesses are (they drop XLA_FLAGS).
+    # one device as the subprocesses are.
     assert main([*cli_argv(tmp_path / "whole"), "--devices", "1"]) == 0, capsys.readouterr().err
 
     def read(run: Path):

@@ -67,8 +67,8 @@ def test_im2col_convolution_matches_xla_with_the_same_parameters():
 def test_gradients_through_batch_norm_and_an_odd_sized_pool_are_finite():
     """XLA:CPU at -O0 (jax_disable_most_optimizations) computes NaN here (jax 0.10.2).
 
-    The test run lowers XLA's optimisation to save compile time (conftest.py); this is the
-    case that rules out going as far as -O0, so the suite notices if its settings do.
+    A reason the test run keeps XLA's default optimisation (conftest.py): this test fails
+    if the suite's settings are lowered to -O0 to save compile time.
     """
     x = jax.random.normal(jax.random.key(1), (15, 7, 7, 32))
     norm = BatchStatNorm()
