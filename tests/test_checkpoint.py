@@ -178,13 +178,15 @@ def test_a_planted_nan_stops_with_the_step_and_learner_keeping_the_good_checkpoi
 
 
 # Long enough that a run is still training when the test kills it after its second
-# checkpoint (8 checkpoints, each a tenth of a CPU second or more, and the final evaluation
-# to go), short enough to run whole twice.
-CLI_STEPS = 100
+# checkpoint (28 checkpoints and the final evaluation to go), short enough to run whole twice.
+CLI_STEPS = 300
 
 
-def cli_argv(out: Path, *extra: str) -> list[str]:
-    return [
+def cli(out: Path, *extra: str) -> subprocess.Popen:
+    argv = [
+        sys.executable,
+        "-m",
+        "metajax",
         "train",
         "--dataset",
         "digits",
@@ -205,23 +207,13 @@ def cli_argv(out: Path, *extra: str) -> list[str]:
         str(out),
         *extra,
     ]
-
-
-def cli(out: Path, *extra: str) -> subprocess.Popen:
-    argv = [sys.executable, "-m", "metajax", *cli_argv(out, *extra)]
-    # One device, as the in-process run below uses; the test run's other XLA flags stay, so
-    # that both compile the same programs and agree to the bit.
-    flags = os.environ.get("XLA_FLAGS", "").split()
-    kept = [f for f in flags if not f.startswith("--xla_force_host_platform_device_count")]
-    env = {**os.environ, "XLA_FLAGS": " ".join(kept)}
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
     return subprocess.Popen(
         argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
 
 
-def test_sigkill_then_resume_ends_like_an_uninterrupted_run(tmp_path, capsys):
-    from metajax.cli import main
-
+def test_sigkill_then_resume_ends_like_an_uninterrupted_run(tmp_path):
     killed = tmp_path / "killed"
     process = cli(killed)
     checkpoints = killed / "checkpoints"
@@ -239,9 +231,9 @@ def test_sigkill_then_resume_ends_like_an_uninterrupted_run(tmp_path, capsys):
     resumed = cli(killed, "--resume")
     out, errors = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, errors[-3000:]
-    # The uninterrupted run needs no process of its own (the killed one does): run here, on
-    # one device as the subprocesses are.
-    assert main([*cli_argv(tmp_path / "whole"), "--devices", "1"]) == 0, capsys.readouterr().err
+    whole = cli(tmp_path / "whole")
+    _, errors = whole.communicate(timeout=600)
+    assert whole.returncode == 0, errors[-3000:]
 
     def read(run: Path):
         metrics = [json.loads(line) for line in open(run / "metrics.jsonl")]
@@ -305,13 +297,9 @@ def test_save_state_round_trips_typed_keys_and_optimizer_states(tmp_path):
         checkpoint_manager(tmp_path, best_metric="val_accuracy", best_mode="up")
 
 
-def test_cli_validates_keeps_the_best_and_tests_with_it(
-    data_dir, omniglot_cache, tmp_path, capsys, monkeypatch
-):
+def test_cli_validates_keeps_the_best_and_tests_with_it(data_dir, tmp_path, capsys):
     from metajax.cli import main
 
-    # The run's decoded Omniglot, shared with the other tests, not one of the CLI's own.
-    monkeypatch.setenv("METAJAX_CACHE_DIR", str(omniglot_cache))
     out = tmp_path / "run"
     # An MLP and few queries: what is checked is the checkpoint bookkeeping, not the backbone.
     argv = ["train", "--dataset", "omniglot", "--data-dir", str(data_dir), "--no-download",
