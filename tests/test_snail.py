@@ -241,23 +241,24 @@ def test_bad_arguments_raise_clear_errors():
         )
 
 
-def test_learns_omniglot_five_way_one_shot(omniglot_vinyals):
-    """400 meta-steps of 5-way 1-shot reach >= 35% on unseen characters (chance 20%).
+def test_learns_omniglot_five_way_one_shot(omniglot_vinyals_14):
+    """400 meta-steps of 5-way 1-shot reach >= 40% on 14x14 unseen characters (chance 20%).
 
-    The paper's network, narrowed to save CPU time (Conv-4 with 32 filters, TC blocks of
-    32 filters, attention blocks a quarter as wide), 4 episodes of 5 queries per class
-    per step, Adam at 1e-3. It stays at chance for about 200 steps, then climbs: 47.5 ±
-    2.7% on 100 test episodes after 400 steps when this test was written.
+    The paper's network, narrowed to save CPU time (Conv-4 with 32 filters and 3 blocks
+    for 14x14 images, TC blocks of 32 filters, attention blocks a quarter as wide), 4
+    episodes of 5 queries per class per step, Adam at 1e-3. It stays near chance for
+    about 200 steps, then climbs: 52.6 ± 1.7% and 63.0 ± 2.0% on 200 test episodes at
+    training seeds 0 and 1 when this test was written (47.5% at 28x28 before).
     """
     ways, shots = 5, 1
     learner = snail(
         ways=ways,
         shots=shots,
-        embedding=conv4(filters=32),
+        embedding=conv4(filters=32, blocks=3),
         filters=32,
         attention=((16, 8), (64, 32), (128, 64)),
     )
-    train = pool_sampler(omniglot_vinyals.pool("train"), ways=ways, shots=shots, queries=5)
+    train = pool_sampler(omniglot_vinyals_14.pool("train"), ways=ways, shots=shots, queries=5)
     state, history = meta_train(
         learner,
         train,
@@ -269,6 +270,6 @@ def test_learns_omniglot_five_way_one_shot(omniglot_vinyals):
         progress=False,
     )
     assert history[-1]["loss"] < history[0]["loss"]
-    test = pool_sampler(omniglot_vinyals.pool("test"), ways=ways, shots=shots, queries=5)
+    test = pool_sampler(omniglot_vinyals_14.pool("test"), ways=ways, shots=shots, queries=5)
     result = evaluate(learner, state.params, test, key=jax.random.key(1), episodes=200)
-    assert result.mean["accuracy"] >= 0.35, result
+    assert result.mean["accuracy"] >= 0.40, result
