@@ -95,14 +95,6 @@ def omniglot_vinyals_14(data_dir, omniglot_cache):
     )
 
 
-@pytest.fixture(scope="session")
-def omniglot_lake_14(data_dir, omniglot_cache):
-    """Lake's split at 14x14, for the learning tests."""
-    return load_omniglot(
-        data_dir, protocol="lake", image_size=14, cache_dir=omniglot_cache, download=False
-    )
-
-
 @pytest.fixture
 def f64():
     """Casts a pytree to float64, for numerical checks (the models initialise in float32)."""
