@@ -775,9 +775,10 @@ def _offline_download_manager(tfds):
     class ZipExtractor(tfds_extractor._Extractor):
         """TFDS's extractor, but a zip is unpacked by ``zipfile`` in one pass.
 
-        TFDS copies each member through ``tf.io.gfile`` on a thread pool, about 6 ms per
-        file: 90 s for Omniglot's 38,000 small PNGs, three quarters of the whole
-        preparation. The result is the same tree, renamed into place as TFDS does.
+        TFDS copies each member through ``tf.io.gfile`` on a thread pool, which is slow
+        for Omniglot's 38,000 small PNGs: preparing and reading all four splits took
+        160 s that way and 55 s this way. The result is the same tree (the members TFDS
+        keeps, by its own rule), renamed into place as TFDS does.
         """
 
         def _extract(self, from_path, method, to_path):
@@ -788,15 +789,8 @@ def _offline_download_manager(tfds):
             try:
                 with zipfile.ZipFile(from_path) as z:
                     for info in z.infolist():
-                        name = os.path.normpath(info.filename)
-                        # The members TFDS's iter_zip skips: folders, hidden, absolute.
-                        if (
-                            info.is_dir()
-                            or name.startswith(".")
-                            or os.path.isabs(name)
-                            or name.endswith("~")
-                            or os.path.basename(name).startswith(".")
-                        ):
+                        name = None if info.is_dir() else tfds_extractor._normpath(info.filename)
+                        if name is None:  # a folder, or a member TFDS's iter_zip skips
                             continue
                         dst = staging / name
                         dst.parent.mkdir(parents=True, exist_ok=True)
@@ -814,13 +808,13 @@ def _offline_download_manager(tfds):
     class OfflineDownloadManager(tfds.download.DownloadManager):
         """Reads archives from ``manual_dir`` only; never touches the network."""
 
+        _zip_extractor = None
+
         @property
         def _extractor(self):
             if self._zip_extractor is None:
                 self._zip_extractor = ZipExtractor(max_workers=1)
             return self._zip_extractor
-
-        _zip_extractor = None
 
         def _download(self, resource):
             url = getattr(resource, "url", resource)
