@@ -63,6 +63,7 @@ def checked(
     min_support: int = 0,
     min_query: int = 0,
     extra: Callable[[Split, Array, Array | None], None] | None = None,
+    init_check: Callable[[Params, Episode], None] | None = None,
 ) -> Learner:
     """``learner`` with the shared input checks run once, where its functions are entered.
 
@@ -93,6 +94,17 @@ def checked(
         ``query_y`` ``None`` for ``predict`` (and ``query_x`` not yet compared with
         the support's features there). Label values may be read through
         :func:`metajax.core.validation.concrete`, which is ``None`` under a trace.
+      init_check: the learner's own checks of what ``init`` made against its example
+        episode, ``init_check(params, episode)`` (a head one logit per class wide),
+        run after ``init`` on the caller's episode, so that an eager call sees its
+        label values.
+
+    ``init`` runs the learner's ``init`` under ``jax.jit`` (compiled once per episode
+    shape): called eagerly, as a user or :func:`~metajax.init_state` does, a network's
+    initialisers would otherwise dispatch, and compile, one small XLA program per
+    operation and parameter shape, which costs more than the whole initialisation as
+    one program. So ``init`` must be a function of the shapes and values of its
+    arguments only (no reading of concrete label values: that is ``init_check``'s).
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -112,9 +124,11 @@ def checked(
     check_int("min_rank", min_rank, 1)
     check_int("min_support", min_support, 0)
     check_int("min_query", min_query, 0)
-    if extra is not None and not callable(extra):
-        raise ValueError(f"extra must be callable or None, got {type(extra).__name__}")
+    for name, hook in (("extra", extra), ("init_check", init_check)):
+        if hook is not None and not callable(hook):
+            raise ValueError(f"{name} must be callable or None, got {type(hook).__name__}")
     raw_init, raw_loss, raw_predict = learner
+    jitted_init = jax.jit(raw_init)
     split = {"labels": labels, "min_rank": min_rank}
 
     def check_episode(episode):
@@ -128,7 +142,10 @@ def checked(
     def init(rng, episode):
         check_key("key", rng, optional=init_key == "optional")
         check_episode(episode)
-        return raw_init(rng, episode)
+        params = jitted_init(rng, episode)
+        if init_check is not None:
+            init_check(params, episode)
+        return params
 
     def loss(params, episode, rng=None):
         check_key("key", rng, optional=key == "optional")

@@ -110,9 +110,9 @@ def init_state(
     if params is None:
         episode = jax.jit(sampler.sample)(episode_key, sampler.data)
         params = learner.init(init_key, episode)
-    return TrainState(
-        step=jnp.zeros((), jnp.int32), params=params, opt_state=optimizer.init(params), key=key
-    )
+    # One program, not one per state leaf's shape (an eager optax init dispatches each).
+    opt_state = jax.jit(optimizer.init)(params)
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=opt_state, key=key)
 
 
 def make_train_step(

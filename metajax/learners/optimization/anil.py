@@ -69,7 +69,6 @@ def anil(
     meta_gradient = FirstOrder() if first_order else Unrolled()
 
     def init(key, episode):
-        check_head("anil", (episode.support.x.shape[0], outputs), episode, declared=outputs)
         body_key, head_key = jax.random.split(key)
         body_params = body.init(body_key, episode.support.x)
         features = body.apply(body_params, episode.support.x[:1]).shape[-1]
@@ -108,4 +107,9 @@ def anil(
         )
         return head_apply(head, query_features)
 
-    return checked(Learner(init=init, loss=loss, predict=predict), labels="any", key="required")
+    def check_init(params, episode):
+        del params  # the head's width is the factory's outputs=
+        check_head("anil", (episode.support.x.shape[0], outputs), episode, declared=outputs)
+
+    learner = Learner(init=init, loss=loss, predict=predict)
+    return checked(learner, labels="any", key="required", init_check=check_init)

@@ -38,9 +38,10 @@ def finetune(model: Model, *, inner_lr: float = 0.01, test_inner_steps: int = 1)
     task_loss, _ = split_losses(model.apply)
 
     def init(key, episode):
-        params = model.init(key, episode.support.x)
+        return model.init(key, episode.support.x)
+
+    def check_init(params, episode):
         check_model_head("finetune", model, params, episode)
-        return params
 
     def loss(params, episode, key):
         del key  # Joint supervised training is deterministic.
@@ -59,4 +60,5 @@ def finetune(model: Model, *, inner_lr: float = 0.01, test_inner_steps: int = 1)
         return model.apply(params, query_x)
 
     # Joint training needs no key; predict needs one only to adapt (checked there).
-    return checked(Learner(init=init, loss=loss, predict=predict), labels="any", key="optional")
+    learner = Learner(init=init, loss=loss, predict=predict)
+    return checked(learner, labels="any", key="optional", init_check=check_init)

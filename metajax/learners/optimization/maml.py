@@ -71,9 +71,10 @@ def gradient_learner(
     inner = dict(learning_rate=inner_lr, optimizer=inner_optimizer, proximal=proximal)
 
     def init(key, episode):
-        params = model.init(key, episode.support.x)
+        return model.init(key, episode.support.x)
+
+    def check_init(params, episode):
         check_model_head(name, model, params, episode)
-        return params
 
     def loss(params, episode, key):
         return _adapted_loss(
@@ -91,7 +92,8 @@ def gradient_learner(
         adapted, _ = _adapt(task_loss, params, support, key, steps=test_inner_steps, **inner)
         return model.apply(adapted, query_x)
 
-    return checked(Learner(init=init, loss=loss, predict=predict), labels="any", key="required")
+    learner = Learner(init=init, loss=loss, predict=predict)
+    return checked(learner, labels="any", key="required", init_check=check_init)
 
 
 def maml(

@@ -69,7 +69,6 @@ def metasgd(
     def init(key, episode):
         model_key, lr_key = jax.random.split(key)
         theta = model.init(model_key, episode.support.x)
-        check_model_head("metasgd", model, theta, episode)
         leaves, treedef = jax.tree.flatten(theta)
         keys = jax.random.split(lr_key, len(leaves))
         rates = [
@@ -101,4 +100,8 @@ def metasgd(
         )
         return model.apply(phi, query_x)
 
-    return checked(Learner(init=init, loss=loss, predict=predict), labels="any", key="required")
+    def check_init(params, episode):
+        check_model_head("metasgd", model, params["model"], episode)
+
+    learner = Learner(init=init, loss=loss, predict=predict)
+    return checked(learner, labels="any", key="required", init_check=check_init)

@@ -62,9 +62,10 @@ def reptile(
     task_loss, outer_loss = split_losses(model.apply)
 
     def init(key, episode):
-        params = model.init(key, episode.support.x)
+        return model.init(key, episode.support.x)
+
+    def check_init(params, episode):
         check_model_head("reptile", model, params, episode)
-        return params
 
     def loss(params, episode, key):
         # Independent keys for the inner loop and the outer loss (the metrics' scorer).
@@ -88,4 +89,5 @@ def reptile(
         )
         return model.apply(phi, query_x)
 
-    return checked(Learner(init=init, loss=loss, predict=predict), labels="any", key="required")
+    learner = Learner(init=init, loss=loss, predict=predict)
+    return checked(learner, labels="any", key="required", init_check=check_init)
