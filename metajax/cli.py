@@ -239,7 +239,9 @@ def _train(args) -> dict:
     print(f"saved the run in {out}")
     # Sequence learners are sized by the episode's length: rebuilt at the test's.
     learner = spec.build({**config, "shots": test["shots"], "queries": test["queries"]}, pool)
-    summary = _test(learner, config, dataset, params, args, **test)
+    # Tested as `metajax eval` tests the saved file: host arrays, not the training mesh's,
+    # so that both compile the same program (one persistent-cache entry, not two).
+    summary = _test(learner, config, dataset, jax.device_get(params), args, **test)
     io.write_atomic(out / "eval.json", (json.dumps(summary, indent=2) + "\n").encode())
     return summary
 

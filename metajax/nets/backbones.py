@@ -202,6 +202,10 @@ def conv4(
     check_optional_int("outputs", outputs, 1)
     check_choice("convolution", convolution, tuple(CONVOLUTIONS))
     module = Conv4(filters=filters, blocks=blocks, outputs=outputs, convolution=convolution)
+    # One program per input shape: run eagerly, Flax's init would compile one small XLA
+    # program per operation and parameter shape (the shape inference runs the forward
+    # pass), which costs more than the whole init as one program.
+    module_init = jax.jit(module.init)
     min_side = 2**blocks
 
     def check(x, channels=None):
@@ -217,7 +221,7 @@ def conv4(
 
     def init(key, x):
         check(x)
-        return module.init(key, x)["params"]
+        return module_init(key, x)["params"]
 
     def apply(params, x):
         check(x, params["Conv_0"]["kernel"].shape[2])
@@ -245,6 +249,7 @@ def mlp(*, hidden: Sequence[int] = (40, 40), outputs: int | None = None) -> Mode
     if not hidden and outputs is None:
         raise ValueError("mlp needs at least one layer: give hidden widths or outputs")
     module = MLP(hidden=hidden, outputs=outputs)
+    module_init = jax.jit(module.init)  # see conv4
 
     def check(x, features=None):
         check_array("x", x, min_rank=2, layout="[n, *features]")
@@ -256,7 +261,7 @@ def mlp(*, hidden: Sequence[int] = (40, 40), outputs: int | None = None) -> Mode
 
     def init(key, x):
         check(x)
-        return module.init(key, x)["params"]
+        return module_init(key, x)["params"]
 
     def apply(params, x):
         check(x, params["Dense_0"]["kernel"].shape[0])
