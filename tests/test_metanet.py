@@ -48,7 +48,7 @@ def test_layer_augmentation_equals_numpy_and_fast_weights_change_the_output(f64)
     with jax.enable_x64(True):
         net = AugmentedNet(blocks=0, hidden=(4,), outputs=3)
         x = jax.random.normal(jax.random.key(0), (5, 6), jnp.float64)
-        slow = f64(net.init(jax.random.key(1), x)["params"])
+        slow = f64(jax.jit(net.init)(jax.random.key(1), x)["params"])
         fast = {
             name: jax.random.normal(jax.random.fold_in(jax.random.key(2), i), w.shape, w.dtype)
             for i, (name, w) in enumerate(sorted(slow.items()))
@@ -90,7 +90,7 @@ def test_memory_read_attends_to_the_matching_support_example(f64):
     with jax.enable_x64(True):
         net = AugmentedNet(blocks=0, hidden=(6,), outputs=3)
         support = jax.random.normal(jax.random.key(5), (4, 5), jnp.float64)
-        slow = f64(net.init(jax.random.key(6), support)["params"])
+        slow = f64(jax.jit(net.init)(jax.random.key(6), support)["params"])
         queries = support[jnp.array([2, 0])] + jnp.array([[0.0], [0.01]])  # exact, and near
         keys = net.apply({"params": slow}, jnp.concatenate([support, queries]), embed=True)
         a = cosine_attention(keys[4:], keys[:4])

@@ -120,7 +120,7 @@ def whole_sequence(module, variables, x):
 def test_a_later_position_never_changes_an_earlier_output(f64, module):
     with jax.enable_x64(True):
         x = jax.random.normal(jax.random.key(2), (7, 5), jnp.float64)
-        variables = f64(module.init(jax.random.key(3), x[:-1], x[-1:]))
+        variables = f64(jax.jit(module.init)(jax.random.key(3), x[:-1], x[-1:]))
         run = jax.jit(lambda x: whole_sequence(module, variables, x))
         base = run(x)
         for t in range(7):
@@ -139,7 +139,7 @@ def test_queries_never_see_each_other(f64):
         net = SNAILSequence(length=7, outputs=3, **TINY)
         prefix = jax.random.normal(jax.random.key(4), (6, 5), jnp.float64)
         tail = jax.random.normal(jax.random.key(5), (4, 5), jnp.float64)
-        variables = f64(net.init(jax.random.key(6), prefix, tail))
+        variables = f64(jax.jit(net.init)(jax.random.key(6), prefix, tail))
         apply = jax.jit(net.apply)
         p0, t0 = apply(variables, prefix, tail)
         p1, t1 = apply(variables, prefix, tail.at[2].add(1.0))
