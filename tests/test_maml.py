@@ -105,7 +105,7 @@ def test_classification_predict_has_one_logit_per_way():
     sampler = pool_sampler(pool, ways=4, shots=1, queries=2)
     episode = sampler.sample(jax.random.key(13), sampler.data)
     # An MLP on flattened images: the Conv-4 path has its own gradient check (above).
-    learner = maml(mlp(hidden=(8,), outputs=4), inner_steps=1, test_inner_steps=2)
+    learner = maml(mlp(hidden=(8,), outputs=4), test_inner_steps=2)
     params = learner.init(jax.random.key(14), episode)
     logits = jax.jit(learner.predict)(params, episode.support, episode.query.x, jax.random.key(0))
     assert logits.shape == (8, 4)

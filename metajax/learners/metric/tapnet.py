@@ -306,16 +306,13 @@ def tapnet(
         values, mask = x[..., :-1], x[..., -1]
         return encoder.apply({"params": params["encoder"]}, values * mask[..., None], mask)
 
-    @jax.jit
-    def init_params(key, x):
+    def init(key, episode: Episode):  # jitted by checked()
+        x = episode.support.x
         encoder_key, attention_key = jax.random.split(key)
         enc = encoder.init(encoder_key, x[..., :-1], x[..., -1])["params"]
         h = encoder.apply({"params": enc}, x[..., :-1], x[..., -1])
         att = attention.init(attention_key, h)["params"]
         return {"encoder": enc, "attention": att}
-
-    def init(key, episode: Episode):
-        return init_params(key, episode.support.x)
 
     # The checks (in checked(), outside this jit) run eagerly and may read concrete
     # labels; the numerics are jitted once per shape, so that eager calls are not
