@@ -19,7 +19,8 @@ from metajax.training.distributed import check_tasks, initialize, replicate, tas
 
 
 def run_on_forced_devices(code: str, devices: int = 4) -> dict:
-    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}"
+    env = {**os.environ, "XLA_FLAGS": flags.strip()}
     env.pop("JAX_PLATFORMS", None)
     done = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],

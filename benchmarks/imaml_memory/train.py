@@ -13,7 +13,7 @@ import metajax as mj
 
 
 def learner_for(method: str, steps: int, config: dict):
-    model = mj.conv4(filters=config["filters"], outputs=config["ways"])
+    model = mj.conv4(filters=config["filters"], blocks=config["blocks"], outputs=config["ways"])
     if method == "MAML":
         return mj.maml(
             model, inner_lr=config["maml_inner_lr"], inner_steps=steps, test_inner_steps=steps

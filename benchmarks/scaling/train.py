@@ -27,9 +27,10 @@ HERE = Path(__file__).resolve().parent
 
 def make_learner(config: dict, name: str):
     if name == "protonet":
-        return mj.protonet(mj.conv4(filters=config["filters"])), optax.adam(1e-3)
+        backbone = mj.conv4(filters=config["filters"], blocks=config["blocks"])
+        return mj.protonet(backbone), optax.adam(1e-3)
     if name == "maml":
-        model = mj.conv4(filters=config["filters"], outputs=config["ways"])
+        model = mj.conv4(filters=config["filters"], blocks=config["blocks"], outputs=config["ways"])
         learner = mj.maml(model, inner_lr=config["inner_lr"], inner_steps=config["inner_steps"])
         return learner, optax.adam(1e-3)
     raise ValueError(f"learner must be protonet or maml, got {name!r}")

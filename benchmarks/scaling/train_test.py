@@ -11,6 +11,7 @@ def tiny_config():
     config.update(
         devices=(1, 2),
         filters=4,
+        blocks=1,  # one conv block compiles in a fraction of Conv-4's time
         image=16,
         pool=(6, 4),
         queries=1,

@@ -10,6 +10,7 @@ def get_config():
     return dict(
         ways=5,
         filters=64,
+        blocks=4,  # Conv-4
         shots=1,
         queries=15,
         tasks=32,

@@ -16,6 +16,7 @@ def get_config():
         shots=1,
         queries=15,
         filters=64,
+        blocks=4,  # Conv-4
         image=28,
         pool=(100, 20),  # classes, examples per class
         inner_steps=1,  # MAML: Finn et al.'s Omniglot inner loop, second order
