@@ -27,15 +27,18 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
 # NaN gradients through batch norm and an odd-sized 2x2 max-pool (test_models.py), and at
 # -O1 or -O2 the maml_omniglot smoke test's iMAML meta-step has a NaN gradient at its first
 # step; --xla_llvm_disable_expensive_passes alone is safe but saved nothing measurable.
-# What does save is LLVM's loop unroller switched off: it turns each of jax.random's
-# threefry kernels (one per parameter of every Flax init, one per sampler draw) from 7 KB
-# of IR into up to 900 KB, and compiling that is most of an init program's time. Without
-# it a Conv-4 init compiles in half the time with the same bits, the notebooks' TapNet runs
-# 18% faster, and floating-point results move by rounding only (reductions are unrolled
-# differently). The tests' subprocesses inherit it.
-_NO_UNROLL = "--xla_backend_extra_options=-unroll-threshold=0"
-if _NO_UNROLL not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_NO_UNROLL}".strip()
+# What does save, for this run only (its subprocesses inherit it), is XLA:CPU's older
+# elemental emitters instead of its MLIR fusion emitters, and LLVM's loop unroller off:
+# unrolled, each of jax.random's threefry kernels (one per parameter of every Flax init,
+# one per sampler draw) grows from 7 KB of IR to up to 900 KB. Together they cut a Conv-4
+# MAML meta-step's compile time by a third and a Conv-4 init's by half; results move by
+# float32 rounding only (a reduction summed in another order, erf_inv's last bit).
+_FAST_COMPILE = (
+    "--xla_cpu_use_fusion_emitters=false",
+    "--xla_backend_extra_options=-unroll-threshold=0",
+)
+_flags = os.environ.get("XLA_FLAGS", "").split()
+os.environ["XLA_FLAGS"] = " ".join([*_flags, *(f for f in _FAST_COMPILE if f not in _flags)])
 # The notebooks run as tests (nbmake) on their "ci" budget: every cell, seconds of training.
 os.environ.setdefault("METAJAX_NOTEBOOK_BUDGET", "ci")
 # The run's decoded-dataset cache, also one for all workers (the loaders write atomically).
