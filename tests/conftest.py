@@ -60,6 +60,27 @@ for _name in ("persistent_cache_min_compile_time_secs", "persistent_cache_min_en
 from metajax.datasets import load_omniglot  # noqa: E402
 
 
+def pytest_collection_modifyitems(config, items):
+    """Files whose few tests each run long come first: the notebooks, then the benchmarks'
+    smoke tests, then the rest, most tests first (as xdist would order them).
+
+    xdist hands whole files to its workers in this order (``--dist loadfile
+    --no-loadscope-reorder``); a long file left for the end would keep one worker busy
+    while the other idles.
+    """
+    tests_in = {}
+    for item in items:
+        tests_in[item.path] = tests_in.get(item.path, 0) + 1
+
+    def order(item):
+        kind = (
+            0 if item.path.suffix == ".ipynb" else 1 if item.path.name.endswith("_test.py") else 2
+        )
+        return kind, -tests_in[item.path], str(item.path)
+
+    items.sort(key=order)  # stable: each file's tests keep their order
+
+
 def pytest_unconfigure(config):
     if not hasattr(config, "workerinput"):
         for folder in (_OWN_CACHE, _OWN_DATA_CACHE):
