@@ -95,6 +95,27 @@ def test_resume_continues_exactly(samplers, tmp_path):
     assert jax.random.key_data(whole.key).tolist() == jax.random.key_data(resumed.key).tolist()
 
 
+def test_each_checkpoint_keeps_the_history_of_its_own_step(samplers, tmp_path, monkeypatch):
+    """orbax writes the metadata in the background: a checkpoint must get its own copy of
+    the history, not the live list that later steps append to (a resume then logged the
+    steps after it twice, when the write lagged behind training)."""
+    from metajax.training import trainer
+
+    handed = []
+    original = trainer.save_state
+
+    def recording(manager, step, state, meta, *args, **kwargs):
+        handed.append((step, meta))
+        return original(manager, step, state, meta, *args, **kwargs)
+
+    monkeypatch.setattr(trainer, "save_state", recording)
+    run(samplers, 20, tmp_path)
+    assert [step for step, _ in handed] == [5, 10, 15, 20]
+    for step, meta in handed:  # read after the run: what a lagging write would serialise
+        assert meta["history"][-1]["step"] == step, (step, meta["history"])
+        assert meta["best"] is None or meta["best"]["step"] <= step
+
+
 def test_a_checkpoint_cut_short_is_never_restored(samplers, tmp_path):
     whole, _ = run(samplers, 30)
     run(samplers, 20, tmp_path)
