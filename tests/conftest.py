@@ -32,7 +32,7 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
 # unrolled, each of jax.random's threefry kernels (one per parameter of every Flax init,
 # one per sampler draw) grows from 7 KB of IR to up to 900 KB. Together they cut a Conv-4
 # MAML meta-step's compile time by a third and a Conv-4 init's by half; results move by
-# float32 rounding only (a reduction summed in another order, erf_inv's last bit).
+# float32 rounding only (reductions summed in another order; inits are bit-identical).
 _FAST_COMPILE = (
     "--xla_cpu_use_fusion_emitters=false",
     "--xla_backend_extra_options=-unroll-threshold=0",
