@@ -7,6 +7,7 @@ process a test starts (the CLI runs, the forced-device runs, the notebooks' kern
 
 from __future__ import annotations
 
+import collections
 import os
 import shutil
 import tempfile
@@ -68,9 +69,7 @@ def pytest_collection_modifyitems(config, items):
     --no-loadscope-reorder``); a long file left for the end would keep one worker busy
     while the other idles.
     """
-    tests_in = {}
-    for item in items:
-        tests_in[item.path] = tests_in.get(item.path, 0) + 1
+    tests_in = collections.Counter(item.path for item in items)
 
     def order(item):
         kind = (

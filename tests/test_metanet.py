@@ -200,13 +200,12 @@ def test_learns_omniglot_one_shot(omniglot_vinyals_14):
     0 and 1 when this test was written (47.1% with 5 blocks at 28x28, in 20% more time).
     """
     learner = meta_networks(ways=5, filters=16, blocks=3)
-    pool = omniglot_vinyals_14.pool
-    train = pool_sampler(pool("train"), ways=5, shots=1, queries=5)
+    train = pool_sampler(omniglot_vinyals_14.pool("train"), ways=5, shots=1, queries=5)
     optimizer = optax.chain(optax.clip_by_global_norm(10.0), optax.adam(1e-3))
     state, history = meta_train(
         learner, train, optimizer, steps=60, key=jax.random.key(0), log_every=20, progress=False
     )
     assert history[-1]["loss"] < history[0]["loss"]
-    test = pool_sampler(pool("test"), ways=5, shots=1, queries=5)
+    test = pool_sampler(omniglot_vinyals_14.pool("test"), ways=5, shots=1, queries=5)
     result = evaluate(learner, state.params, test, key=jax.random.key(1), episodes=100)
     assert result.mean["accuracy"] >= 0.35, result

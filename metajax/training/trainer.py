@@ -609,13 +609,13 @@ def meta_train(
             write_atomic(metrics_path, "".join(json.dumps(r) + "\n" for r in history).encode())
 
     def checkpoint(i: int, record: dict | None) -> None:
-        # Copies: orbax writes the metadata in the background, after later steps have
-        # appended to the live history (a resume then logged some steps twice).
         meta = {
             "learner": name,
             "tasks": tasks,
-            "history": [dict(r) for r in history],
-            "best": None if best is None else dict(best),
+            # A copy: orbax writes the metadata in the background, after later steps have
+            # appended to the live list (a resume then logged some steps twice).
+            "history": list(history),
+            "best": best,
             "wall_s": wall_before + time.perf_counter() - start,
         }
         ranked = None
