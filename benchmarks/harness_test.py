@@ -86,9 +86,36 @@ def test_main_reads_the_chosen_config_and_dry_run_writes_nothing(tmp_path, own_m
     assert not results.exists()
 
 
+def test_set_replaces_any_config_key_after_the_named_options(tmp_path, own_modules):
+    results = tmp_path / "results"
+    argv = ["--steps", "7", "--set", "steps=9", "--set", "mode=fast", "--results-dir", str(results)]
+    records = toy_main(tmp_path)(argv)
+    assert [(r["steps"], r["inner"]) for r in records] == [(9, 9)] * 2
+    assert records[0]["config_overrides"] == {"steps": 9, "mode": "fast"}
+    assert cli.parse_setting("test_ways=(5, 20)") == ("test_ways", (5, 20))
+
+
+def test_fake_data_patches_the_loaders_for_the_run_only(tmp_path, own_modules):
+    main = toy_main(tmp_path)
+    train = folder.import_own(tmp_path / "toy", "train")[0]
+    seen = []
+    real = train.run
+
+    def run(config, **kwargs):
+        seen.append(mj.datasets.load("omniglot").pool("val").shape)
+        yield from real(config, **kwargs)
+
+    train.run = run
+    records = main(["--fake-data", "--results-dir", str(tmp_path / "results")])
+    assert seen == [(10, 20, 28, 28, 1)] and all(r["fake_data"] for r in records)
+    assert mj.datasets.load is not testing._fake_load  # put back
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
+        (["--set", "steps"], "--set: must be KEY=VALUE with KEY a config key, got 'steps'"),
+        (["--fake-data"], "--fake-data measures nothing: give --results-dir another folder"),
         (["--steps", "0"], "--steps: must be > 0, got 0"),
         (["--steps", "x"], "--steps: must be a number, got 'x'"),
         (["--config", "gpu"], "argument --config: invalid choice: 'gpu'"),

@@ -5,7 +5,8 @@ A benchmark's ``main.py`` names its options; everything else is here::
     main = harness.benchmark(__file__, __doc__, harness.DATA_DIR, harness.STEPS)
 
 ``main(argv)`` parses ``--config`` (a module of the folder's ``configs/``), the named
-options, ``--results-dir`` and ``--dry-run``; applies the overrides to the config; calls
+options, ``--set KEY=VALUE``, ``--fake-data``, ``--results-dir`` and ``--dry-run``; applies
+the overrides to the config; calls
 the folder's ``train.run(config, **arguments)``, a generator that yields each run's
 records as the run ends; gives every record the config's name; prints one line per
 record (:func:`describe`) and publishes each run's records at once, so that a
@@ -16,6 +17,8 @@ results go to ``benchmarks/results/``, the folder it is rendered from.
 from __future__ import annotations
 
 import argparse
+import ast
+import contextlib
 import inspect
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -93,6 +96,22 @@ def _replace(config: dict, key: str, value) -> bool:
     return found
 
 
+def parse_setting(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` of ``--set``: the value is a Python literal, or else a string.
+
+    Example:
+      >>> parse_setting("test_ways=(5, 20)"), parse_setting("sampler=pairs")
+      (('test_ways', (5, 20)), ('sampler', 'pairs'))
+    """
+    key, sep, value = text.partition("=")
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"must be KEY=VALUE with KEY a config key, got {text!r}")
+    try:
+        return key, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return key, value
+
+
 def _positive(kind: type) -> Callable[[str], Any]:
     def parse(text: str):
         try:
@@ -155,8 +174,9 @@ def benchmark(file: str, doc: str | None, *options: Option) -> Callable[..., lis
     Args:
       file: the benchmark's ``main.py`` (its ``__file__``).
       doc: the help text (its ``__doc__``: what it measures and how to run it).
-      *options: the benchmark's options beyond ``--config``, ``--results-dir`` and
-        ``--dry-run``, e.g. :data:`DATA_DIR`, :data:`WORKDIR`, :data:`STEPS`.
+      *options: the benchmark's options beyond ``--config``, ``--set``, ``--fake-data``,
+        ``--results-dir`` and ``--dry-run``, e.g. :data:`DATA_DIR`, :data:`WORKDIR`,
+        :data:`STEPS`.
 
     Returns:
       ``main(argv=None)``, which runs the benchmark and returns every record it made.
@@ -180,6 +200,22 @@ def benchmark(file: str, doc: str | None, *options: Option) -> Callable[..., lis
         for opt in options:
             parser.add_argument(opt.flag, **opt.kwargs)
         parser.add_argument(
+            "--set",
+            dest="settings",
+            metavar="KEY=VALUE",
+            type=parse_setting,
+            action="append",
+            default=[],
+            help="replace a config key wherever it occurs (a Python literal), e.g. "
+            "--set eval_episodes=100; applied after the named options",
+        )
+        parser.add_argument(
+            "--fake-data",
+            action="store_true",
+            help="train on generated data in the real dataset's shape: checks the pipeline "
+            "in seconds, measures nothing (write the results elsewhere)",
+        )
+        parser.add_argument(
             "--results-dir", default=str(RESULTS), help="where the result JSON files go"
         )
         parser.add_argument("--dry-run", action="store_true", help="print, write nothing")
@@ -193,20 +229,34 @@ def benchmark(file: str, doc: str | None, *options: Option) -> Callable[..., lis
                 arguments[opt.dest] = value
             elif value is not None:
                 apply_override(config, opt.key, tuple(value) if isinstance(value, list) else value)
+        for key, value in args.settings:
+            apply_override(config, key, value)
         results = None if args.dry_run else Path(args.results_dir)
         (train,) = import_own(folder, "train")
         if "results_dir" in inspect.signature(train.run).parameters:
             arguments["results_dir"] = results
-        markdown = MARKDOWN if results and results.resolve() == RESULTS.resolve() else None
+        official = results is not None and results.resolve() == RESULTS.resolve()
+        if args.fake_data and official:
+            parser.error("--fake-data measures nothing: give --results-dir another folder")
+        markdown = MARKDOWN if official else None
 
         records = []
-        for batch in train.run(config, **arguments):
-            for record in batch:
-                record["config"] = args.config
-                print(describe(record), flush=True)
-            records += batch
-            if results is not None:
-                publish(batch, results, markdown)
+        with contextlib.ExitStack() as stack:
+            if args.fake_data:
+                from harness.testing import Patcher, use_fake_data
+
+                use_fake_data(stack.enter_context(Patcher()), train)
+            for batch in train.run(config, **arguments):
+                for record in batch:
+                    record["config"] = args.config
+                    if args.settings:
+                        record["config_overrides"] = dict(args.settings)
+                    if args.fake_data:
+                        record["fake_data"] = True
+                    print(describe(record), flush=True)
+                records += batch
+                if results is not None:
+                    publish(batch, results, markdown)
         return records
 
     return main

@@ -15,6 +15,8 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 import metajax.datasets
@@ -111,8 +113,34 @@ def _fake_load(name: str, *, data_dir=None, cache_dir=None, download=True):
     raise ValueError(f"no generated stand-in for dataset {name!r}")
 
 
+class Patcher(contextlib.AbstractContextManager):
+    """``monkeypatch.setattr`` outside pytest (``--fake-data``): undone on exit.
+
+    Example:
+      >>> import math
+      >>> with Patcher() as patch:
+      ...     patch.setattr(math, "pi", 3)
+      ...     math.pi
+      3
+      >>> math.pi
+      3.141592653589793
+    """
+
+    def __init__(self):
+        self._undo = []
+
+    def setattr(self, target, name: str, value) -> None:
+        self._undo.append((target, name, getattr(target, name)))
+        setattr(target, name, value)
+
+    def __exit__(self, *exc) -> None:
+        while self._undo:
+            setattr(*self._undo.pop())
+
+
 def use_fake_data(monkeypatch, *modules) -> None:
-    """Replaces the Omniglot and UEA loaders with generated data, for one test.
+    """Replaces the Omniglot and UEA loaders with generated data, for one test (pytest's
+    ``monkeypatch``) or one benchmark run (``--fake-data``: a :class:`Patcher`).
 
     ``metajax.datasets.load``, ``load_omniglot`` and ``load_uea`` are patched where the
     library defines them, and in each of ``modules`` (a benchmark's ``train``) that
@@ -126,4 +154,4 @@ def use_fake_data(monkeypatch, *modules) -> None:
                 monkeypatch.setattr(place, name, fake)
 
 
-__all__ = ["fake_omniglot", "fake_uea", "import_own", "use_fake_data"]
+__all__ = ["Patcher", "fake_omniglot", "fake_uea", "import_own", "use_fake_data"]

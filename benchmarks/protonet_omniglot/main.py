@@ -16,6 +16,7 @@ main = harness.benchmark(
     __doc__,
     harness.option("--shots", type=int, nargs="+", choices=(1, 5)),
     harness.STEPS,
+    harness.TIME_LIMIT,
     harness.DATA_DIR,
     harness.WORKDIR,
 )

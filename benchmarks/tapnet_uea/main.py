@@ -20,6 +20,7 @@ main = harness.benchmark(
         "--no-episodic", dest="episodic", action="store_false", help="skip the N-way k-shot rows"
     ),
     harness.STEPS,
+    harness.TIME_LIMIT,
     harness.SEED,
     harness.WORKDIR,
 )
