@@ -68,12 +68,14 @@ TRAVEL = BENCHMARKS / ".reproduce"  # what `prepare` gathers to travel with the 
 # Start-up, data, compilation and evaluation of one job on an accelerator, until a run
 # on record says otherwise (the MAML row on record took about 60 s beyond its training).
 DEFAULT_OVERHEAD_S = 75.0
-MIN_TRAIN_S = 60.0  # below this a paper configuration shows nothing worth a row
+# The least training a planned job gets: fewer rows, each nearer its paper, rather than
+# every row a minute long (--min-train-s).
+MIN_TRAIN_S = 120.0
 RESERVE_S = 20.0  # the parent's own start, data warm-up and packing
 PROBE_S = 25.0
 DEFAULT_BUDGET_S = 660.0  # the default budget: 15 minutes less the machine's start
 DRY_BUDGET_S = 120.0  # a deadline only: the dry run's jobs train DRY_TRAIN_S each
-DRY_TRAIN_S = 2.0
+DRY_TRAIN_S = 5.0
 GRACE_S = 15.0  # kept free before the deadline when a late job's time limit is shortened
 
 
@@ -231,23 +233,27 @@ PROBE_JOB = Job(
     (),
 )
 
-# The dry run's stand-ins: tiny models on generated data, stopped by their time limits.
-_TINY = ("--fake-data", "--steps", "1000000", "--set", "log_every=1", "--set", "eval_episodes=4")
+# The dry run's stand-ins: tiny models on generated data. ProtoNet is stopped by its time
+# limit; Relation Networks runs untimed (as the speed benchmark does) to its 10 steps.
+_TINY = ("--fake-data", "--set", "log_every=1", "--set", "eval_episodes=4", "--set", "queries=1")
 DRY_JOBS = [
     Job(
         "protonet-1shot",
         "protonet_omniglot",
-        ("--shots", "1", "--set", "train_ways=5", "--set", "test_ways=(5,)", *_TINY),
+        ("--shots", "1", "--steps", "100000", "--set", "train_ways=5", "--set", "test_ways=(5,)")
+        + _TINY,
         (Row("ProtoNet", "5w1s"),),
     ),
     Job(
-        "fomaml-5w",
-        "maml_omniglot",
-        ("--methods", "FOMAML", "--ways", "5", "--tasks", "1", "--set", "queries=1", *_TINY),
-        (Row("FOMAML", "5w1s"),),
+        "relation-5w1s",
+        "relation_omniglot",
+        ("--settings", "5w1s", "--steps", "10", "--set", "time_limit=None", *_TINY),
+        (Row("RelationNet", "5w1s"),),
+        timed=False,
+        fixed_s=10.0,
     ),
 ]
-DRY_PROBE_JOB = dataclasses.replace(DRY_JOBS[0], name="probe")
+DRY_PROBE_JOB = dataclasses.replace(DRY_JOBS[0], args=(*DRY_JOBS[0].args, "--steps", "20"))
 
 
 # ---------------------------------------------------------------------------- records
@@ -843,7 +849,12 @@ def run(args) -> int:
 
     paper_budget = DEFAULT_BUDGET_S if args.dry_run else args.budget_s
     paper_plan, left_out = plan(
-        PAPER_JOBS, budget_s=paper_budget, concurrency=concurrency, history=history, records=records
+        PAPER_JOBS,
+        budget_s=paper_budget,
+        concurrency=concurrency,
+        history=history,
+        records=records,
+        min_train_s=MIN_TRAIN_S if args.dry_run else args.min_train_s,
     )
     print(format_plan(paper_plan, left_out, budget_s=paper_budget, concurrency=concurrency))
     print(
@@ -875,11 +886,15 @@ def run(args) -> int:
         "XLA_PYTHON_CLIENT_PREALLOCATE": "false",
         "METAJAX_CACHE_DIR": os.environ.get("METAJAX_CACHE_DIR", str(TRAVEL / "cache")),
         "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
+        # The probe's programs and a job's are the same: compiled once, read from here after.
+        "JAX_COMPILATION_CACHE_DIR": os.environ.get(
+            "JAX_COMPILATION_CACHE_DIR", str(work / "jax-cache")
+        ),
     }
     if args.dry_run:
         jobs, probe_job, config, probe_s = DRY_JOBS, DRY_PROBE_JOB, "default", DRY_TRAIN_S
         # Tiny jobs: a CPU process starts and compiles in seconds, and trains DRY_TRAIN_S.
-        sizing = dict(default_overhead_s=12.0, min_train_s=1.0, max_train_s=DRY_TRAIN_S)
+        sizing = dict(default_overhead_s=15.0, min_train_s=1.0, max_train_s=DRY_TRAIN_S)
     else:
         if data_dir is None:
             print(
@@ -889,7 +904,7 @@ def run(args) -> int:
             return 2
         _warm_data(data_dir, env)
         jobs, probe_job, config, probe_s = PAPER_JOBS, PROBE_JOB, "paper", args.probe_s
-        sizing = dict(reserve_s=RESERVE_S)
+        sizing = dict(reserve_s=RESERVE_S, min_train_s=args.min_train_s)
     budget = args.budget_s
 
     def sized(spent: float) -> list[Planned]:
@@ -904,10 +919,8 @@ def run(args) -> int:
         print(format_plan(items, [], budget_s=budget - spent, concurrency=concurrency), flush=True)
         return items
 
-    items = paper_plan if not args.dry_run else sized(time.monotonic() - clock_start)
-    print(f"device: {backend} ({kind}); data: {data_dir}", flush=True)
-
-    print(f"jobs' folders: {work}", flush=True)
+    print(f"device: {backend} ({kind}); data: {data_dir}; jobs' folders: {work}", flush=True)
+    items = sized(time.monotonic() - clock_start)  # after the data's warm-up
     sampler = Sampler(work / "utilization.csv")
     try:
         measured_probe = None
@@ -1009,6 +1022,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     r.add_argument(
         "--concurrency", type=_positive_int, help="processes at once (default: measured)"
+    )
+    r.add_argument(
+        "--min-train-s",
+        type=_positive,
+        default=MIN_TRAIN_S,
+        help=f"the least training seconds of a planned job ({MIN_TRAIN_S:g}); fewer fit "
+        "when it is larger",
     )
     r.add_argument(
         "--probe", action="store_true", help="measure 1 against N processes even if on record"

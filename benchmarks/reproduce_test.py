@@ -30,20 +30,23 @@ def test_the_paper_plan_fits_the_budget_furthest_rows_first():
     records = [
         record("maml_omniglot", "MAML", "5w1s", 0.987, 0.987),  # at its paper: last
         record("snail_omniglot", "SNAIL", "20w1s", 0.08, 0.976),  # 90 points away
-        record("protonet_omniglot", "ProtoNet", "5w1s", 0.97, 0.988),
+        record("relation_omniglot", "RelationNet", "5w1s", 0.94, 0.996),  # 5.6 points
     ]
-    items, left_out = plan(PAPER_JOBS, budget_s=660, concurrency=4, history={}, records=records)
-    names = [p.job.name for p in items]
-    assert names[-1] == "maml-5w" and names.index("snail-20w1s") < names.index("protonet-1shot")
+    every, _ = plan(PAPER_JOBS, budget_s=7200, concurrency=4, history={}, records=records)
+    names = [p.job.name for p in every]
+    assert names[-1] == "maml-5w" and names.index("snail-20w1s") < names.index("relation-5w1s")
     # Unmeasured rows (no record at all) count as furthest: they come before SNAIL's.
     assert names.index("imaml-20w") < names.index("snail-20w1s")
+
+    items, left_out = plan(PAPER_JOBS, budget_s=660, concurrency=4, history={}, records=records)
+    assert [p.job.name for p in items] == names[: len(items)]  # the lowest priority left out
     limits = {p.time_limit for p in items}
     assert len(limits) == 1 and limits.pop() >= reproduce.MIN_TRAIN_S
     assert max(p.start_s + p.duration_s for p in items) <= 660 - reproduce.RESERVE_S
     assert {p.slot for p in items} == {0, 1, 2, 3}
     # What is left out says why: too little room, or a package that is not installed.
     whys = dict((job.name, why) for job, why in left_out)
-    assert set(whys) | set(names) == {job.name for job in PAPER_JOBS}
+    assert set(whys) | {p.job.name for p in items} == {job.name for job in PAPER_JOBS}
     assert all("does not fit" in why or "not installed" in why for why in whys.values())
 
 
@@ -127,15 +130,16 @@ def test_dry_run_plans_runs_probes_packs_and_unpacks(tmp_path):
     with tarfile.open(archive) as tar:
         names = set(tar.getnames())
     assert {"summary.json", "summary.md", "utilization.csv"} <= names
-    assert {"logs/protonet-1shot.log", "logs/fomaml-5w.log", "logs/probe-2x-1.log"} <= names
+    assert {"logs/protonet-1shot.log", "logs/relation-5w1s.log", "logs/probe-2x-1.log"} <= names
 
     summary = json.loads((work / "summary.json").read_text())
     assert [p["processes"] for p in summary["probe"]["phases"]] == [1, 2]
     assert all(p["total_steps_per_s"] > 0 for p in summary["probe"]["phases"])
-    for name in ("protonet-1shot", "fomaml-5w"):
+    for name in ("protonet-1shot", "relation-5w1s"):
         job = summary["jobs"][name]
         assert job["returncode"] == 0 and job["records"] == 1 and job["steps_per_s"] > 0
-        assert "--time-limit" in job["command"]  # stopped by its time limit, not its steps
+    assert "--time-limit" in summary["jobs"]["protonet-1shot"]["command"]
+    assert "--time-limit" not in summary["jobs"]["relation-5w1s"]["command"]
     assert "| protonet-1shot | ProtoNet | omniglot-vinyals | 5w1s | 98.80 |" in summary["table"]
 
     # Unpacking takes accelerator records only, unless told: these were made on a CPU.
@@ -146,8 +150,10 @@ def test_dry_run_plans_runs_probes_packs_and_unpacks(tmp_path):
     (protonet,) = results.glob("protonet-omniglot__*.json")
     saved = json.loads(protonet.read_text())
     assert saved["fake_data"] and saved["concurrency"] == 2 and saved["reproduce_job"]
-    assert saved["steps"] < 1_000_000 and saved["time_limit_s"] >= 1
-    assert (results / "reproduce" / "logs" / "fomaml-5w.log").is_file()
+    assert saved["steps"] < 100_000 and saved["time_limit_s"] >= 1  # stopped by its time
+    assert (results / "reproduce" / "logs" / "relation-5w1s.log").is_file()
+    (relation,) = results.glob("relation-omniglot__*.json")
+    assert json.loads(relation.read_text())["steps"] == 10  # stopped by its steps
 
 
 def test_unpack_refuses_an_archive_that_is_not_a_run(tmp_path):

@@ -126,7 +126,7 @@ def test_validation_is_logged(digits_sampler):
         )
 
 
-def test_time_limit_stops_at_the_first_log_point_past_it(digits_sampler):
+def test_time_limit_stops_at_the_first_step_past_it_and_logs_it(digits_sampler):
     learner = protonet(mlp(hidden=(16,)))
     state, history = meta_train(
         learner,
@@ -138,7 +138,8 @@ def test_time_limit_stops_at_the_first_log_point_past_it(digits_sampler):
         progress=False,
         time_limit=1e-6,
     )
-    assert int(state.step) == 3 and [r["step"] for r in history] == [3]
+    # Between log points: the stop does not wait for the next one (log_every may be large).
+    assert int(state.step) == 1 and [r["step"] for r in history] == [1]
     with pytest.raises(ValueError, match=r"time_limit must be > 0 seconds"):
         meta_train(
             learner, digits_sampler, optax.adam(1e-3), steps=1, key=jax.random.key(0), time_limit=0

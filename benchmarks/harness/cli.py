@@ -201,7 +201,7 @@ def benchmark(file: str, doc: str | None, *options: Option) -> Callable[..., lis
             parser.add_argument(opt.flag, **opt.kwargs)
         parser.add_argument(
             "--set",
-            dest="settings",
+            dest="config_overrides",
             metavar="KEY=VALUE",
             type=parse_setting,
             action="append",
@@ -229,7 +229,7 @@ def benchmark(file: str, doc: str | None, *options: Option) -> Callable[..., lis
                 arguments[opt.dest] = value
             elif value is not None:
                 apply_override(config, opt.key, tuple(value) if isinstance(value, list) else value)
-        for key, value in args.settings:
+        for key, value in args.config_overrides:
             apply_override(config, key, value)
         results = None if args.dry_run else Path(args.results_dir)
         (train,) = import_own(folder, "train")
@@ -249,8 +249,8 @@ def benchmark(file: str, doc: str | None, *options: Option) -> Callable[..., lis
             for batch in train.run(config, **arguments):
                 for record in batch:
                     record["config"] = args.config
-                    if args.settings:
-                        record["config_overrides"] = dict(args.settings)
+                    if args.config_overrides:
+                        record["config_overrides"] = dict(args.config_overrides)
                     if args.fake_data:
                         record["fake_data"] = True
                     print(describe(record), flush=True)

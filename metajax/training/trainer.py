@@ -502,8 +502,9 @@ def meta_train(
         ``every`` meta-steps (a multiple of ``log_every``), log them with a ``val_``
         prefix, checkpoint there, and keep the best checkpoint by that metric.
       validation_episodes: episodes per validation pass.
-      time_limit: seconds of training after which to stop early, at the first logged
-        step past it (a budgeted run); ``state.step`` says how many steps ran.
+      time_limit: seconds of training after which to stop early, at the first step
+        past it, which is logged and checkpointed (a budgeted run); ``state.step`` says
+        how many steps ran.
       mesh: a :func:`~metajax.training.distributed.task_mesh`: split each meta-batch's tasks
         across its devices (``tasks`` must be a multiple of its size). ``None`` runs
         on the default device.
@@ -634,7 +635,11 @@ def meta_train(
             pending.append(metrics)
             # The host knows the step count: the bar ticks without waiting for the device.
             bar.update(1)
-            if i % log_every and i != steps:
+            # The clock is read every step, so that a time limit holds whatever log_every
+            # is (a paper config may log every 1000 steps); the host runs ahead of the
+            # device by at most its dispatch queue, which the fetch below waits for.
+            out_of_time = time_limit is not None and time.perf_counter() - start >= time_limit
+            if i % log_every and i != steps and not out_of_time:
                 continue
             fetched = jax.device_get(pending)
             pending = []
@@ -691,7 +696,6 @@ def meta_train(
             bar.set_postfix(
                 {k: f"{v:.4g}" for k, v in record.items() if k not in ("step", "wall_s")}
             )
-            out_of_time = time_limit is not None and time.perf_counter() - start >= time_limit
             if manager is not None and (
                 i % checkpoint_every == 0 or validated or i == steps or out_of_time
             ):
