@@ -73,7 +73,9 @@ DEFAULT_OVERHEAD_S = 75.0
 MIN_TRAIN_S = 120.0
 RESERVE_S = 20.0  # the parent's own start, data warm-up and packing
 PROBE_S = 25.0
-DEFAULT_BUDGET_S = 660.0  # the default budget: 15 minutes less the machine's start
+# The default budget: the device tool cuts one command at 600 s (its start and transfers
+# aside), and 15 minutes of device time hold the machine's start, this command and a rerun.
+DEFAULT_BUDGET_S = 540.0
 DRY_BUDGET_S = 120.0  # a deadline only: the dry run's jobs train DRY_TRAIN_S each
 DRY_TRAIN_S = 5.0
 GRACE_S = 15.0  # kept free before the deadline when a late job's time limit is shortened
@@ -444,7 +446,7 @@ class Outcome:
     started_s: float
     ended_s: float | None = None
     returncode: int | None = None
-    stopped_at_deadline: bool = False
+    stopped: bool = False  # at the deadline, or when the command was interrupted
     steps_per_s: float | None = None
     train_wall_s: float | None = None
     records: list[dict] = dataclasses.field(default_factory=list)
@@ -516,75 +518,82 @@ def execute(
     config: str,
     data_dir,
     min_train_s: float,
+    outcomes: list[Outcome] | None = None,
     echo=print,
 ) -> list[Outcome]:
     """Runs ``items`` in order on ``concurrency`` slots; stops what outlives ``deadline``
-    (a ``time.monotonic`` value). A job that no longer fits is shortened, or skipped."""
+    (a ``time.monotonic`` value). A job that no longer fits is shortened, or skipped.
+
+    Each finished job is appended to ``outcomes`` at once, so that a caller that is
+    interrupted (SIGTERM, Ctrl-C) still holds, and can pack, what ended; the jobs still
+    running then are stopped and appended too.
+    """
     pending = list(items)
     running: dict[str, tuple[subprocess.Popen, Outcome]] = {}
-    outcomes = []
-    while pending or running:
-        now = time.monotonic()
-        while pending and len(running) < concurrency:
-            item = pending.pop(0)
-            time_limit = item.time_limit
-            if item.job.timed:
-                room = deadline - now - item.overhead_s - GRACE_S / 2
-                time_limit = min(time_limit, room)
-                if time_limit < min_train_s / 2:
+    outcomes = [] if outcomes is None else outcomes
+
+    def finish(name: str, process: subprocess.Popen, outcome: Outcome) -> None:
+        if process.poll() is None:
+            outcome.stopped = True
+            _stop(process)
+        outcome.returncode = process.returncode
+        outcome.ended_s = round(time.monotonic() - clock_start, 1)
+        folder = _job_dir(work, name)
+        outcome.steps_per_s, outcome.train_wall_s = training_rate(folder / "work")
+        records = load_records(folder / "results")
+        timed = [r for r in records if r.get("steps") and r.get("wall_s")]
+        if outcome.steps_per_s is None and timed:
+            # Logged too rarely to time: the record's rate, compilation included.
+            outcome.steps_per_s = round(max(r["steps"] / r["wall_s"] for r in timed), 2)
+        _annotate(folder / "results", name=name, concurrency=concurrency, outcome=outcome)
+        del running[name]
+        outcomes.append(outcome)
+        status = "stopped" if outcome.stopped else f"exit {outcome.returncode}"
+        echo(
+            f"[{outcome.ended_s:6.0f} s] end {name}: {status}, {len(outcome.records)} records, "
+            f"{outcome.steps_per_s} steps/s"
+        )
+
+    try:
+        while pending or running:
+            now = time.monotonic()
+            while pending and len(running) < concurrency:
+                item = pending.pop(0)
+                time_limit = item.time_limit
+                if item.job.timed:
+                    room = deadline - now - item.overhead_s - GRACE_S / 2
+                    time_limit = min(time_limit, room)
+                    if time_limit < min_train_s / 2:
+                        echo(f"[{now - clock_start:6.0f} s] skip {item.job.name}: no time left")
+                        continue
+                    time_limit = float(int(time_limit))
+                elif now + item.duration_s > deadline:
                     echo(f"[{now - clock_start:6.0f} s] skip {item.job.name}: no time left")
                     continue
-                time_limit = float(int(time_limit))
-            elif now + item.duration_s > deadline:
-                echo(f"[{now - clock_start:6.0f} s] skip {item.job.name}: no time left")
-                continue
-            command = _command(
-                item.job, work=work, config=config, time_limit=time_limit, data_dir=data_dir
-            )
-            folder = _job_dir(work, item.job.name)
-            folder.mkdir(parents=True, exist_ok=True)
-            log = open(folder / "log.txt", "w")
-            process = subprocess.Popen(
-                command,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                cwd=ROOT,
-                start_new_session=True,
-            )
-            log.close()
-            outcome = Outcome(item.job.name, command, time_limit, round(now - clock_start, 1))
-            running[item.job.name] = (process, outcome)
-            echo(f"[{now - clock_start:6.0f} s] start {item.job.name} (time limit {time_limit} s)")
-        time.sleep(0.2)
-        now = time.monotonic()
+                command = _command(
+                    item.job, work=work, config=config, time_limit=time_limit, data_dir=data_dir
+                )
+                folder = _job_dir(work, item.job.name)
+                folder.mkdir(parents=True, exist_ok=True)
+                with open(folder / "log.txt", "w") as log:
+                    process = subprocess.Popen(
+                        command,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        env=env,
+                        cwd=ROOT,
+                        start_new_session=True,  # stopped with its children
+                    )
+                outcome = Outcome(item.job.name, command, time_limit, round(now - clock_start, 1))
+                running[item.job.name] = (process, outcome)
+                echo(f"[{now - clock_start:6.0f} s] start {item.job.name}, {time_limit=} s")
+            time.sleep(0.2)
+            for name, (process, outcome) in list(running.items()):
+                if process.poll() is not None or time.monotonic() >= deadline:
+                    finish(name, process, outcome)
+    finally:
         for name, (process, outcome) in list(running.items()):
-            if process.poll() is None and now < deadline:
-                continue
-            if process.poll() is None:
-                outcome.stopped_at_deadline = True
-                _stop(process)
-            outcome.returncode = process.returncode
-            outcome.ended_s = round(time.monotonic() - clock_start, 1)
-            folder = _job_dir(work, name)
-            outcome.steps_per_s, outcome.train_wall_s = training_rate(folder / "work")
-            outcome.records = load_records(folder / "results")
-            timed = [r for r in outcome.records if r.get("steps") and r.get("wall_s")]
-            if outcome.steps_per_s is None and timed:
-                # Logged too rarely to time: the record's rate, compilation included.
-                outcome.steps_per_s = round(max(r["steps"] / r["wall_s"] for r in timed), 2)
-            _annotate(folder / "results", name=name, concurrency=concurrency, outcome=outcome)
-            del running[name]
-            outcomes.append(outcome)
-            status = (
-                "stopped at the deadline"
-                if outcome.stopped_at_deadline
-                else f"exit {outcome.returncode}"
-            )
-            echo(
-                f"[{outcome.ended_s:6.0f} s] end {name}: {status}, {len(outcome.records)} records, "
-                f"{outcome.steps_per_s} steps/s"
-            )
+            finish(name, process, outcome)
     return outcomes
 
 
@@ -723,7 +732,7 @@ def summary_table(outcomes: Sequence[Outcome]) -> str:
                 f"{r.get('concurrency', '–')} |"
             )
         if not o.records:
-            why = "stopped at the deadline" if o.stopped_at_deadline else f"exit {o.returncode}"
+            why = "stopped" if o.stopped else f"exit {o.returncode}"
             lines.append(f"| {o.name} | no record ({why}) | | | | | | | | | |")
     return "\n".join(lines) + "\n"
 
@@ -922,13 +931,16 @@ def run(args) -> int:
     print(f"device: {backend} ({kind}); data: {data_dir}; jobs' folders: {work}", flush=True)
     items = sized(time.monotonic() - clock_start)  # after the data's warm-up
     sampler = Sampler(work / "utilization.csv")
+    outcomes: list[Outcome] = []
+    measured_probe, interrupted = None, False
+    # The accelerator's command limit may end this process first: a SIGTERM stops the
+    # jobs and packs what they finished, as Ctrl-C does.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        measured_probe = None
         if (recorded is None and not args.concurrency and probe_s > 0) or args.probe:
-            counts = sorted({1, concurrency})
             measured_probe = probe(
                 probe_job,
-                processes=counts,
+                processes=sorted({1, concurrency}),
                 seconds=probe_s,
                 work=work,
                 deadline=clock_start + budget,
@@ -937,7 +949,7 @@ def run(args) -> int:
                 data_dir=data_dir,
             )
             items = sized(time.monotonic() - clock_start)
-        outcomes = execute(
+        execute(
             items,
             work=work,
             concurrency=concurrency,
@@ -947,8 +959,13 @@ def run(args) -> int:
             config=config,
             data_dir=data_dir,
             min_train_s=sizing.get("min_train_s", MIN_TRAIN_S),
+            outcomes=outcomes,
         )
+    except KeyboardInterrupt:
+        interrupted = True
+        print("interrupted: packing what finished", file=sys.stderr, flush=True)
     finally:
+        signal.signal(signal.SIGTERM, previous)
         sampler.stop()
 
     table = summary_table(outcomes)
@@ -957,6 +974,7 @@ def run(args) -> int:
         date=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         device=f"{backend} ({kind})",
         dry_run=args.dry_run,
+        interrupted=interrupted,
         budget_s=budget,
         wall_s=round(time.monotonic() - clock_start, 1),
         concurrency=concurrency,
@@ -969,7 +987,7 @@ def run(args) -> int:
                 started_s=o.started_s,
                 ended_s=o.ended_s,
                 returncode=o.returncode,
-                stopped_at_deadline=o.stopped_at_deadline,
+                stopped=o.stopped,
                 steps_per_s=o.steps_per_s,
                 train_wall_s=o.train_wall_s,
                 overhead_s=o.overhead_s,
@@ -982,7 +1000,11 @@ def run(args) -> int:
     archive = pack(work, outcomes, summary, out)
     print(table)
     print(f"{summary['wall_s']} s in all (budget {budget:g} s); archive: {archive}")
-    return 0
+    return 130 if interrupted else 0
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def prepare(args) -> int:

@@ -2,6 +2,8 @@
 the whole path (probe, concurrent processes, time limits, packing, unpacking)."""
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import tarfile
@@ -163,3 +165,38 @@ def test_unpack_refuses_an_archive_that_is_not_a_run(tmp_path):
         tar.add(tmp_path / "x.txt", "x.txt")
     with pytest.raises(ValueError, match="not a reproduce archive"):
         reproduce.unpack(archive, results_dir=tmp_path / "results")
+
+
+def test_jobs_past_the_deadline_are_stopped_and_reported(tmp_path, monkeypatch):
+    monkeypatch.setattr(reproduce, "_command", lambda job, **kwargs: ["sleep", "60"])
+    job = reproduce.Job("sleeper", "protonet_omniglot", (), (), timed=False, fixed_s=0.5)
+    start = time.monotonic()
+    (outcome,) = reproduce.execute(
+        [reproduce.Planned(job, 0.0, 0.0, None)],
+        work=tmp_path,
+        concurrency=1,
+        deadline=start + 1.0,
+        clock_start=start,
+        env=dict(os.environ),
+        config="paper",
+        data_dir=None,
+        min_train_s=0.0,
+    )
+    assert outcome.stopped and outcome.returncode != 0 and time.monotonic() - start < 15
+    assert reproduce.summary_table([outcome]).endswith(
+        "| sleeper | no record (stopped) | | | | | | | | | |\n"
+    )
+
+
+def test_sigterm_stops_the_jobs_and_packs_what_finished(tmp_path, monkeypatch, capsys):
+    # The first job's process sends this process a SIGTERM, as the device's time limit would.
+    signal_parent = f"sleep 0.5; kill -TERM {os.getpid()}; sleep 60"
+    monkeypatch.setattr(reproduce, "_command", lambda job, **kwargs: ["sh", "-c", signal_parent])
+    out, work = tmp_path / "out", tmp_path / "work"
+    argv = ["run", "--dry-run", "--out", str(out), "--workdir", str(work)]
+    handler = signal.getsignal(signal.SIGTERM)
+    assert reproduce.main(argv) == 130
+    assert "interrupted: packing what finished" in capsys.readouterr().err
+    (archive,) = out.glob("reproduce-*.tar.gz")
+    assert json.loads((work / "summary.json").read_text())["interrupted"] is True
+    assert signal.getsignal(signal.SIGTERM) is handler  # put back

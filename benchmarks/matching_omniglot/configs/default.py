@@ -8,7 +8,7 @@ characters (4800 classes with rotations) and tested on the 423 test characters.
 What differs from the paper:
 
 * the length: each model trains for ``time_limit`` seconds of wall time
-  (``meta_train`` stops at the first logged step past it; the records store the
+  (``meta_train`` stops at the first step past it; the records store the
   steps actually run), where the paper trains to convergence;
 * ``scale=10``: the cosine similarities are multiplied by 10 inside the attention
   softmax, where the paper has no factor (``configs/paper.py`` keeps it at 1). With
