@@ -9,6 +9,12 @@ into as many paper-length rows as it can::
     python benchmarks/reproduce.py unpack OUT/reproduce-*.tar.gz   # here: results/, RESULTS.md
     python benchmarks/reproduce.py run --dry-run --out /tmp/r      # the whole path, CPU, < 1 min
 
+On this workplace's device tool, after ``prepare``: ``run`` with ``carry:
+["benchmarks/.reproduce"]``, ``timeout_s: 600`` and the command ``python3
+benchmarks/reproduce.py run --out $OUT --data-dir benchmarks/.reproduce/data``; nothing
+is installed there (metajax runs from the tree). The default budget, 540 s, leaves the
+command's 600 s limit room for the start and the packing.
+
 ``run`` does, in order:
 
 1. **Plan** (printed first): every benchmark's paper configuration (``--config
@@ -29,7 +35,8 @@ into as many paper-length rows as it can::
    log per job, the device's utilisation sampled each second by ``nvidia-smi``.
    Whatever still runs at the deadline is stopped; what it finished is kept.
 4. **Pack** the result files, logs, utilisation log and summary into one archive in
-   ``--out``, and print one line per row: paper against measured.
+   ``--out`` (with ``summary.md`` beside it: two files), and print one line per row:
+   paper against measured. A SIGTERM or Ctrl-C stops the jobs and packs what ended.
 
 ``unpack`` puts an archive's accelerator records (``*__gpu.json``) beside the CPU ones
 in ``benchmarks/results/``, keeps the run's summary, logs and utilisation under
@@ -41,7 +48,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
+import functools
 import heapq
+import importlib.metadata
 import importlib.util
 import json
 import os
@@ -377,6 +386,7 @@ def plan(
     min_train_s: float = MIN_TRAIN_S,
     max_train_s: float | None = None,
     reserve_s: float = RESERVE_S,
+    importable=lambda module: importlib.util.find_spec(module) is not None,
 ) -> tuple[list[Planned], list[tuple[Job, str]]]:
     """The jobs that fit in ``budget_s``, with their time limits; and those left out, why.
 
@@ -388,7 +398,7 @@ def plan(
     left_out = []
     runnable = []
     for job in jobs:
-        missing = [m for m in job.needs if importlib.util.find_spec(m) is None]
+        missing = [m for m in job.needs if not importable(m)]
         if missing:
             left_out.append((job, f"needs {', '.join(missing)}, not installed here"))
             continue
@@ -833,13 +843,12 @@ def _warm_data(data_dir, env: dict) -> None:
         load_omniglot(data_dir, protocol=protocol, cache_dir=cache, download=False)
 
 
-def _data_dir(given) -> Path | None:
-    for candidate in (
-        given,
-        os.environ.get("METAJAX_DATA_DIR"),
-        TRAVEL / "data",
-        ROOT.parent / "shared" / "data",
-    ):
+def _data_dir(given, *, travelled: bool = True) -> Path | None:
+    """The first folder holding omniglot/: ``given``, $METAJAX_DATA_DIR, what ``prepare``
+    copied (``travelled``), the workplace's ../shared/data."""
+    candidates = [given, os.environ.get("METAJAX_DATA_DIR")]
+    candidates += [TRAVEL / "data"] if travelled else []
+    for candidate in [*candidates, ROOT.parent / "shared" / "data"]:
         if candidate and (Path(candidate) / "omniglot").is_dir():
             return Path(candidate).resolve()
     return None
@@ -912,8 +921,15 @@ def run(args) -> int:
             )
             return 2
         _warm_data(data_dir, env)
+        site = _install_wheels(work)
+        if site is not None:
+            env["PYTHONPATH"] = os.pathsep.join([env["PYTHONPATH"], str(site)])
         jobs, probe_job, config, probe_s = PAPER_JOBS, PROBE_JOB, "paper", args.probe_s
-        sizing = dict(reserve_s=RESERVE_S, min_train_s=args.min_train_s)
+        sizing = dict(
+            reserve_s=RESERVE_S,
+            min_train_s=args.min_train_s,
+            importable=functools.cache(lambda module: _imports(module, env)),
+        )
     budget = args.budget_s
 
     def sized(spent: float) -> list[Planned]:
@@ -1007,10 +1023,39 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+def _install_wheels(work: Path) -> Path | None:
+    """Installs the wheels that ``prepare`` put in .reproduce/wheels (no network), into a
+    folder of this run's own; returns it, or None where there are none."""
+    wheels = sorted((TRAVEL / "wheels").glob("*.whl"))
+    if not wheels:
+        return None
+    site = work / "site"
+    pip = [sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps"]
+    pip += ["--no-compile", "--target", str(site), *map(str, wheels)]
+    result = subprocess.run(pip, capture_output=True, text=True)
+    if result.returncode:
+        print(f"reproduce: the wheels did not install:\n{result.stderr}", file=sys.stderr)
+        return None
+    return site
+
+
+def _imports(module: str, env: dict) -> bool:
+    """Whether ``module`` imports in the jobs' environment (not only whether it is there:
+    a wheel that travelled may not import beside the machine's own packages)."""
+    command = [sys.executable, "-c", f"import {module}"]
+    return subprocess.run(command, env=env, capture_output=True).returncode == 0
+
+
+# The packages that jobs need beyond metajax's, fetched by `prepare` as wheels: the UEA
+# sets come with aeon (TapNet), which the accelerator machine does not have.
+TRAVELLING_WHEELS = ("aeon", "Deprecated")
+
+
 def prepare(args) -> int:
-    """Copies Omniglot's archives and split (and its decoded cache, where there is one)
-    into benchmarks/.reproduce/, an ignored folder that can travel with the tree."""
-    source = _data_dir(args.data_dir)
+    """Copies Omniglot's archives and split into benchmarks/.reproduce/, an ignored
+    folder that travels with the tree, and downloads the wheels of
+    :data:`TRAVELLING_WHEELS` (the versions installed here) beside them."""
+    source = _data_dir(args.data_dir, travelled=False)
     if source is None:
         print("prepare: no omniglot/ found: give --data-dir", file=sys.stderr)
         return 2
@@ -1022,6 +1067,18 @@ def prepare(args) -> int:
         if path.is_dir() and (target / name).exists():
             shutil.rmtree(target / name)
         copy(path, target / name)
+    wheels = TRAVEL / "wheels"
+    shutil.rmtree(wheels, ignore_errors=True)
+    for package in TRAVELLING_WHEELS:
+        try:
+            pinned = f"{package}=={importlib.metadata.version(package)}"
+        except importlib.metadata.PackageNotFoundError:
+            print(f"prepare: {package} is not installed here; its jobs will be left out")
+            continue
+        download = [sys.executable, "-m", "pip", "download", "-q", "--no-deps"]
+        download += ["--only-binary=:all:", "-d", str(wheels), pinned]
+        if subprocess.run(download).returncode:
+            print(f"prepare: could not download {pinned}; its jobs will be left out")
     size = sum(p.stat().st_size for p in TRAVEL.rglob("*") if p.is_file())
     print(f"{TRAVEL} holds {size / 2**20:.1f} MiB: carry 'benchmarks/.reproduce' with the tree")
     return 0
