@@ -121,6 +121,8 @@ class Job:
       needs: modules that must import, else the job is left out with the reason.
       timed: whether it takes ``--time-limit``; an untimed job costs ``fixed_s``.
       fixed_s: the planned seconds of an untimed job.
+      config: its config module, where it is not the run's (``paper``, or ``default`` in a
+        dry run): the speed benchmark has one schedule.
     """
 
     name: str
@@ -130,6 +132,7 @@ class Job:
     needs: tuple[str, ...] = ()
     timed: bool = True
     fixed_s: float = 0.0
+    config: str | None = None
 
 
 def _paper_jobs() -> list[Job]:
@@ -218,6 +221,7 @@ def _paper_jobs() -> list[Job]:
             needs=("learn2learn",),
             timed=False,
             fixed_s=150.0,
+            config="default",
         )
     )
     return jobs
@@ -474,7 +478,8 @@ def _job_dir(work: Path, name: str) -> Path:
 
 def _command(job: Job, *, work: Path, config: str, time_limit, data_dir) -> list[str]:
     folder = _job_dir(work, job.name)
-    command = [sys.executable, str(BENCHMARKS / job.folder / "main.py"), "--config", config]
+    command = [sys.executable, str(BENCHMARKS / job.folder / "main.py")]
+    command += ["--config", job.config or config]
     command += list(job.args)
     if job.timed and time_limit is not None:
         command += ["--time-limit", f"{time_limit:g}"]
@@ -796,6 +801,13 @@ def unpack(
         members = [m for m in tar.getmembers() if m.isfile() and _MEMBER.fullmatch(m.name)]
         if not any(m.name == "summary.json" for m in members):
             raise ValueError(f"{archive} is not a reproduce archive: it has no summary.json")
+        summary = json.loads(tar.extractfile("summary.json").read())
+        if official and not include_cpu and (summary["dry_run"] or summary["device"][:3] == "cpu"):
+            # Its summary would become the record that the next accelerator plan reads.
+            raise ValueError(
+                f"{archive} is a {'dry' if summary['dry_run'] else 'CPU'} run: "
+                f"{RESULTS} keeps accelerator runs; give --results-dir another folder"
+            )
         if (record_dir / "logs").exists():
             shutil.rmtree(record_dir / "logs")  # the logs of one run: the latest
         for member in members:

@@ -97,6 +97,15 @@ def test_the_concurrency_on_record_is_the_fewest_processes_near_the_best():
     assert reproduce.measured_concurrency({}) is None
 
 
+def test_every_job_names_a_config_its_benchmark_has():
+    from harness.folder import BENCHMARKS, config_names
+
+    for job in PAPER_JOBS:
+        assert (job.config or "paper") in config_names(BENCHMARKS / job.folder), job.name
+        command = reproduce._command(job, work=Path(), config="paper", time_limit=9, data_dir=".")
+        assert ("--time-limit" in command) == job.timed
+
+
 def test_rows_match_records_by_method_setting_and_dataset():
     row = Row(r"MatchingNet(-.+)?", "5w1s")
     assert row.matches(record("matching_omniglot", "MatchingNet-scale10", "5w1s", 0.9, 0.98))
@@ -148,6 +157,8 @@ def test_dry_run_plans_runs_probes_packs_and_unpacks(tmp_path):
     results = tmp_path / "results"
     written = reproduce.unpack(archive, results_dir=results)
     assert not list(results.glob("*.json")) and (results / "reproduce" / "summary.json") in written
+    with pytest.raises(ValueError, match="is a dry run: .* keeps accelerator runs"):
+        reproduce.unpack(archive)  # into benchmarks/results/
     reproduce.unpack(archive, results_dir=results, include_cpu=True)
     (protonet,) = results.glob("protonet-omniglot__*.json")
     saved = json.loads(protonet.read_text())
