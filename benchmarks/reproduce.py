@@ -867,6 +867,7 @@ def _data_dir(given, *, travelled: bool = True) -> Path | None:
 
 
 def run(args) -> int:
+    sys.stdout.reconfigure(line_buffering=True)  # the device's log shows progress as it goes
     out = Path(args.out).resolve()
     work = Path(args.workdir or tempfile.mkdtemp(prefix="reproduce-")).resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -945,7 +946,7 @@ def run(args) -> int:
     budget = args.budget_s
 
     def sized(spent: float) -> list[Planned]:
-        items, _ = plan(
+        items, left_out = plan(
             jobs,
             budget_s=budget - spent,
             concurrency=concurrency,
@@ -953,7 +954,7 @@ def run(args) -> int:
             records=records,
             **sizing,
         )
-        print(format_plan(items, [], budget_s=budget - spent, concurrency=concurrency), flush=True)
+        print(format_plan(items, left_out, budget_s=budget - spent, concurrency=concurrency))
         return items
 
     print(f"device: {backend} ({kind}); data: {data_dir}; jobs' folders: {work}", flush=True)
