@@ -867,7 +867,8 @@ def _data_dir(given, *, travelled: bool = True) -> Path | None:
 
 
 def run(args) -> int:
-    sys.stdout.reconfigure(line_buffering=True)  # the device's log shows progress as it goes
+    if hasattr(sys.stdout, "reconfigure"):  # the device log shows progress as it goes
+        sys.stdout.reconfigure(line_buffering=True)
     out = Path(args.out).resolve()
     work = Path(args.workdir or tempfile.mkdtemp(prefix="reproduce-")).resolve()
     work.mkdir(parents=True, exist_ok=True)
