@@ -5,9 +5,9 @@ A benchmark's ``main.py`` names its options; everything else is here::
     main = harness.benchmark(__file__, __doc__, harness.DATA_DIR, harness.STEPS)
 
 ``main(argv)`` parses ``--config`` (a module of the folder's ``configs/``), the named
-options, ``--set KEY=VALUE``, ``--fake-data``, ``--results-dir`` and ``--dry-run``; applies
-the overrides to the config; calls
-the folder's ``train.run(config, **arguments)``, a generator that yields each run's
+options, ``--set KEY=VALUE``, ``--fake-data``, ``--results-dir`` and ``--dry-run``;
+applies the overrides to the config; calls the folder's ``train.run(config,
+**arguments)``, a generator that yields each run's
 records as the run ends; gives every record the config's name; prints one line per
 record (:func:`describe`) and publishes each run's records at once, so that a
 benchmark cut short keeps what it finished. ``RESULTS.md`` is refreshed only when the

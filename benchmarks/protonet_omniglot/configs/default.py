@@ -5,8 +5,7 @@ episodes with 5 queries per class and tested at 5 and 20 ways; the learning rate
 starts at 1e-3 and is halved on a schedule. What differs from the paper is the
 length: a few hundred episodes instead of tens of thousands, so the halving comes
 every third of the run instead of every 2000 episodes. ``time_limit`` (seconds of
-training per model, none here) stops a run early at a logged step; the record keeps
-the steps it ran.
+training per model, none here) stops a run early; the record keeps the steps it ran.
 """
 
 
