@@ -922,6 +922,9 @@ def run(args) -> int:
         "JAX_COMPILATION_CACHE_DIR": os.environ.get(
             "JAX_COMPILATION_CACHE_DIR", str(work / "jax-cache")
         ),
+        # The speed job's learn2learn side: this Python, where learn2learn imports (its
+        # `needs`), unless another is named.
+        "L2L_PYTHON": os.environ.get("L2L_PYTHON", sys.executable),
     }
     if args.dry_run:
         jobs, probe_job, config, probe_s = DRY_JOBS, DRY_PROBE_JOB, "default", DRY_TRAIN_S
