@@ -759,7 +759,20 @@ def pack(work: Path, outcomes: Sequence[Outcome], summary: dict, out: Path) -> P
     out.mkdir(parents=True, exist_ok=True)
     archive = out / f"reproduce-{stamp}.tar.gz"
     _write_json(work / "summary.json", summary)
-    (work / "summary.md").write_text(summary["table"])
+    probe = summary.get("probe") or {}
+    throughput = ", ".join(
+        f"{p['processes']} process(es): {p['total_steps_per_s']} steps/s"
+        for p in probe.get("phases", [])
+    )
+    head = [
+        f"# reproduce, {summary['date']}",
+        f"{summary['device']}; {summary['wall_s']} s of a {summary['budget_s']:g} s budget; "
+        f"{summary['concurrency']} processes at once"
+        + ("; interrupted" if summary.get("interrupted") else ""),
+        f"probe ({probe.get('job', 'none')}): {throughput or 'not run'}",
+        f"utilisation: {summary.get('utilization') or 'not sampled'}",
+    ]
+    (work / "summary.md").write_text("\n\n".join(head) + "\n\n" + summary["table"])
     shutil.copy(work / "summary.md", out / "summary.md")
     with tarfile.open(archive, "w:gz") as tar:
         for o in outcomes:
