@@ -70,6 +70,15 @@ ROOT = BENCHMARKS.parent
 sys.path.insert(0, str(BENCHMARKS))
 sys.path.append(str(ROOT))  # metajax from this tree where it is not installed (the accelerator)
 
+from harness.results import (  # noqa: E402
+    REQUIRED,
+    _number,
+    load_results,
+    update_results_markdown,
+)
+
+from metajax.core.io import write_atomic  # noqa: E402
+
 RESULTS = BENCHMARKS / "results"
 RECORD = RESULTS / "reproduce"  # the last accelerator run's summary, for the next plan
 TRAVEL = BENCHMARKS / ".reproduce"  # what `prepare` gathers to travel with the tree (ignored)
@@ -272,16 +281,6 @@ DRY_PROBE_JOB = dataclasses.replace(DRY_JOBS[0], args=(*DRY_JOBS[0].args, "--ste
 
 
 # ---------------------------------------------------------------------------- records
-
-
-def load_records(results_dir: Path) -> list[dict]:
-    records = []
-    for path in sorted(Path(results_dir).glob("*.json")):
-        try:
-            records.append(json.loads(path.read_text()))
-        except (OSError, json.JSONDecodeError):
-            continue
-    return records
 
 
 def distance_to_paper(job: Job, records: Sequence[dict]) -> float:
@@ -555,8 +554,8 @@ def execute(
         outcome.ended_s = round(time.monotonic() - clock_start, 1)
         folder = _job_dir(work, name)
         outcome.steps_per_s, outcome.train_wall_s = training_rate(folder / "work")
-        records = load_records(folder / "results")
-        timed = [r for r in records if r.get("steps") and r.get("wall_s")]
+        outcome.records = load_results(folder / "results")
+        timed = [r for r in outcome.records if r.get("steps") and r.get("wall_s")]
         if outcome.steps_per_s is None and timed:
             # Logged too rarely to time: the record's rate, compilation included.
             outcome.steps_per_s = round(max(r["steps"] / r["wall_s"] for r in timed), 2)
@@ -613,26 +612,21 @@ def execute(
 
 
 def _annotate(results: Path, *, name: str, concurrency: int, outcome: Outcome) -> None:
-    """Adds the run's circumstances to each record the job wrote."""
+    """Adds the run's circumstances to each record the job wrote (and to ``outcome``'s)."""
+    circumstances = dict(
+        reproduce_job=name,
+        concurrency=concurrency,
+        time_limit_s=outcome.time_limit,
+        steps_per_s=outcome.steps_per_s,
+    )
     for path in sorted(Path(results).glob("*.json")):
-        record = json.loads(path.read_text())
-        record.update(
-            reproduce_job=name,
-            concurrency=concurrency,
-            time_limit_s=outcome.time_limit,
-            steps_per_s=outcome.steps_per_s,
-        )
-        _write_json(path, record)
-    outcome.records = load_records(results)
+        _write_json(path, {**json.loads(path.read_text()), **circumstances})
+    for record in outcome.records:
+        record.update(circumstances)
 
 
 def _write_json(path: Path, value) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        json.dump(value, f, indent=2, sort_keys=True)
-        f.write("\n")
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    write_atomic(path, (json.dumps(value, indent=2, sort_keys=True) + "\n").encode())
 
 
 def probe(
@@ -680,7 +674,7 @@ class Sampler:
     """``nvidia-smi``'s utilisation and memory each second into ``path``, where it exists."""
 
     def __init__(self, path: Path):
-        self.path, self.process = path, None
+        self.process = None
         smi = shutil.which("nvidia-smi")
         if smi is None:
             path.write_text("no nvidia-smi on this machine: utilisation not sampled\n")
@@ -730,8 +724,6 @@ def utilisation_summary(path: Path) -> dict | None:
 
 def summary_table(outcomes: Sequence[Outcome]) -> str:
     """One line per row: job, row, paper, measured, steps, training seconds, device."""
-    from harness.results import _number
-
     lines = [
         "| job | method | dataset | setting | paper | measured | steps | train s | steps/s "
         "| device | concurrency |",
@@ -804,8 +796,6 @@ def unpack(
     dry run can never replace a CPU budget row, unless ``include_cpu``; records made on
     generated data (``--fake-data``) are never taken into the default folder.
     """
-    from harness.results import REQUIRED, update_results_markdown
-
     results_dir = Path(results_dir)
     official = results_dir.resolve() == RESULTS.resolve()
     record_dir = results_dir / "reproduce"
@@ -838,12 +828,7 @@ def unpack(
             else:
                 target = record_dir / member.name
             target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, target)
-            written.append(target)
+            written.append(write_atomic(target, data))
     if official:
         update_results_markdown(BENCHMARKS / "RESULTS.md", results_dir)
     return written
@@ -888,7 +873,7 @@ def run(args) -> int:
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     clock_start = time.monotonic()
     history = {} if args.dry_run else load_history()
-    records = load_records(RESULTS)
+    records = load_results(RESULTS)
     recorded = measured_concurrency(history)
     concurrency = args.concurrency or recorded or (2 if args.dry_run else 4)
 
