@@ -61,7 +61,9 @@ for name, (learner, opt) in learners.items():
         mesh = task_mesh(devices)
         state = replicate(init_state(learner, opt, sampler, jax.random.key(0)), mesh)
         data = replicate(sampler.data, mesh)
-        step = make_train_step(learner, opt, sampler, tasks=8, mesh=mesh)
+        # All tasks at once (the accelerators' task_chunk), so that the split shows in
+        # the program; SHARDED_RUN trains with the CPU's default of one task at a time.
+        step = make_train_step(learner, opt, sampler, tasks=8, task_chunk=None, mesh=mesh)
         compiled = step.lower(state, data).compile()
         hlo = compiled.as_text()
         # The sampled support images of the meta-batch, [tasks, ways*shots, 8, 8, 1] (or

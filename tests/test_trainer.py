@@ -13,6 +13,7 @@ from metajax import (
     init_state,
     make_evaluator,
     make_train_step,
+    maml,
     mean_ci95,
     meta_train,
     mlp,
@@ -183,23 +184,34 @@ def test_bad_trainer_arguments(digits_sampler):
         evaluate(learner, {}, digits_sampler, key=jax.random.key(0), episodes=1)
 
 
-def test_chunked_task_map_gives_the_vmapped_step(digits_sampler):
+@pytest.mark.parametrize("kind", ["protonet", "maml"])
+def test_chunked_tasks_give_the_vmapped_step(digits_sampler, kind):
+    # Chunks of tasks differentiated one after another (the CPU's default) must give the
+    # step that differentiates the whole meta-batch at once: loss, metrics and the
+    # (second-order, for MAML) meta-gradient, in float64 with a remainder chunk.
     with jax.enable_x64(True):
-        learner, opt = protonet(mlp(hidden=(16,))), optax.sgd(0.1)
+        body = mlp(hidden=(16,), outputs=3 if kind == "maml" else None)
+        learner = protonet(body) if kind == "protonet" else maml(body, inner_lr=0.1)
+        opt = optax.sgd(0.1)
         state = init_state(learner, opt, digits_sampler, jax.random.key(3))
         state = state._replace(params=jax.tree.map(lambda a: a.astype(jnp.float64), state.params))
-        copy = jax.tree.map(jnp.array, state)
-        whole, _ = make_train_step(learner, opt, digits_sampler, tasks=6)(
-            state, digits_sampler.data
-        )
-        chunked, _ = make_train_step(learner, opt, digits_sampler, tasks=6, task_chunk=4)(
-            copy, digits_sampler.data
-        )
-        jax.tree.map(
-            lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-10), whole.params, chunked.params
-        )
-    with pytest.raises(ValueError, match=r"task_chunk must be an integer >= 1 or None"):
-        make_train_step(learner, opt, digits_sampler, tasks=2, task_chunk=0)
+        runs = {}
+        for chunk in (None, 1, 4, 6, 9, "auto"):
+            copy = jax.tree.map(jnp.array, state)
+            step = make_train_step(learner, opt, digits_sampler, tasks=6, task_chunk=chunk)
+            runs[chunk] = step(copy, digits_sampler.data)
+        whole, whole_metrics = runs.pop(None)
+        for chunk, (chunked, metrics) in runs.items():
+            jax.tree.map(
+                lambda a, b, chunk=chunk: np.testing.assert_allclose(
+                    a, b, rtol=1e-10 if a.dtype == np.float64 else 1e-6, err_msg=str(chunk)
+                ),
+                (whole.params, whole_metrics),
+                (chunked.params, metrics),
+            )
+    for bad in (0, "all", 1.5):
+        with pytest.raises(ValueError, match=r"task_chunk must be an integer >= 1, None or 'auto'"):
+            make_train_step(learner, opt, digits_sampler, tasks=2, task_chunk=bad)
 
 
 def _nan_objective(learner, *, metrics_loss=True):

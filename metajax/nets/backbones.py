@@ -13,6 +13,9 @@ few-shot code; learners that embed support and query together share the statisti
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -115,17 +118,93 @@ def im2col_conv(
     return jnp.matmul(patches, rhs.reshape(kh * kw * cin, cout), precision=precision)
 
 
-CONVOLUTIONS = {"xla": jax.lax.conv_general_dilated, "im2col": im2col_conv}
+_PER_TASK_WEIGHTS = contextvars.ContextVar("metajax_per_task_weights", default=False)
+# A list while traces_per_task_weights listens; per_task_weights appends to it.
+_LISTENER = contextvars.ContextVar("metajax_per_task_listener", default=None)
+
+
+@contextlib.contextmanager
+def per_task_weights():
+    """Marks the models traced inside as running with weights of their own per task.
+
+    Gradient-based learners trace their inner loop and adapted predictions inside it;
+    ``convolution="auto"`` then chooses the im2col convolution on the CPU, where XLA
+    turns per-task kernels into grouped convolutions (under ``vmap``) or runs second
+    derivatives of convolutions on a slow path (inside a task loop), and the
+    convolution XLA lowers itself everywhere else. It is read while tracing, so a
+    program compiled once keeps the choice it was traced with.
+    """
+    listener = _LISTENER.get()
+    if listener is not None:
+        listener.append(True)
+    token = _PER_TASK_WEIGHTS.set(True)
+    try:
+        yield
+    finally:
+        _PER_TASK_WEIGHTS.reset(token)
+
+
+def adapts_per_task(fn: Callable) -> Callable:
+    """``fn`` traced inside :func:`per_task_weights`: for a learner's ``loss`` and
+    ``predict`` that adapt the backbone's weights to each task."""
+
+    @functools.wraps(fn)
+    def wrapped(*args, **kwargs):
+        with per_task_weights():
+            return fn(*args, **kwargs)
+
+    return wrapped
+
+
+def traces_per_task_weights(fn: Callable, *args) -> bool:
+    """Whether tracing ``fn(*args)`` enters :func:`per_task_weights` (nothing is computed)."""
+    listener = []
+    token = _LISTENER.set(listener)
+    try:
+        # A new function each time: JAX caches traces by function, and a cached trace
+        # runs no Python, so it would enter nothing.
+        jax.eval_shape(lambda *a: fn(*a), *args)
+    finally:
+        _LISTENER.reset(token)
+    return bool(listener)
+
+
+def auto_conv(*args, **kwargs):
+    """``lax.conv_general_dilated``, or :func:`im2col_conv` for per-task weights on the CPU.
+
+    On the CPU, one second-order MAML meta-step of Conv-4 (5-way 1-shot, 32 tasks)
+    takes 3.4 s with im2col and 82 s with XLA's convolution; a ProtoNet step on shared
+    weights takes 0.42 s with XLA's and 0.62 s with im2col
+    (``benchmarks/maml_speed/README.md``).
+    """
+    per_task = _PER_TASK_WEIGHTS.get() and jax.default_backend() == "cpu"
+    conv = im2col_conv if per_task else jax.lax.conv_general_dilated
+    return conv(*args, **kwargs)
+
+
+CONVOLUTIONS = {"auto": auto_conv, "xla": jax.lax.conv_general_dilated, "im2col": im2col_conv}
 
 
 def max_pool_2x2(x: Array) -> Array:
     """2x2 max-pool with stride 2, flooring odd sizes as PyTorch's ``MaxPool2d`` does.
 
     Written as a reshape and a max: on XLA:CPU its backward pass is markedly faster
-    than ``reduce_window``'s (measured in ``../shared/notes/cpu-baseline.md``).
+    than ``reduce_window``'s (``../shared/notes/cpu-baseline.md``), and a ProtoNet
+    step about 1.3x faster than with the maximum of four strided slices. But XLA:CPU
+    (jax 0.10.2) miscompiles its gradient when it is taken per example under
+    ``jit(vmap(grad))`` with shared weights before it (a convolution and batch norm):
+    the per-task kernel gradients come out wrong, by as much as their own size, at
+    small shapes (8x8 images, 4 filters) while eager execution is right. So inside
+    :func:`per_task_weights`, where gradient-based learners take exactly such
+    gradients, it is the maximum of four strided slices, which is right at every
+    shape tested (``tests/test_models.py``). Wrap your own per-example gradients of
+    a Conv-4 in ``per_task_weights()`` for the same reason.
     """
+    x = x[:, : x.shape[1] // 2 * 2, : x.shape[2] // 2 * 2]
+    if _PER_TASK_WEIGHTS.get():
+        rows = jnp.maximum(x[:, 0::2], x[:, 1::2])
+        return jnp.maximum(rows[:, :, 0::2], rows[:, :, 1::2])
     n, h, w, c = x.shape
-    x = x[:, : h // 2 * 2, : w // 2 * 2]
     return x.reshape(n, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
 
 
@@ -140,7 +219,7 @@ class Conv4(nn.Module):
     filters: int = 64
     blocks: int = 4
     outputs: int | None = None
-    convolution: str = "xla"
+    convolution: str = "auto"
 
     @nn.compact
     def __call__(self, x):
@@ -175,7 +254,7 @@ class MLP(nn.Module):
 
 
 def conv4(
-    *, filters: int = 64, blocks: int = 4, outputs: int | None = None, convolution: str = "xla"
+    *, filters: int = 64, blocks: int = 4, outputs: int | None = None, convolution: str = "auto"
 ) -> Model:
     """Conv-4 over images ``[n, height, width, channels]``.
 
@@ -184,10 +263,13 @@ def conv4(
       blocks: number of conv blocks; each halves the spatial size.
       outputs: width of a final linear layer (the N-way head of MAML-style
         learners), or ``None`` for the flattened embedding (metric learners).
-      convolution: ``"xla"`` (``lax.conv_general_dilated``) or ``"im2col"`` (shifted
-        copies and a matmul). Same parameters, same outputs; ``"im2col"`` is several
-        times faster on CPU when weights differ per task under ``vmap`` (MAML-style
-        learners), ``"xla"`` when they are shared (metric learners).
+      convolution: ``"xla"`` (``lax.conv_general_dilated``), ``"im2col"`` (shifted
+        copies and a matmul) or ``"auto"``: ``"im2col"`` on the CPU where a
+        gradient-based learner adapts the weights per task (see
+        :func:`per_task_weights`), ``"xla"`` everywhere else. Same parameters, same
+        outputs; on the CPU, ``"im2col"`` is many times faster for per-task weights
+        (MAML-style learners) and ``"xla"`` about 1.5x faster for shared ones
+        (metric learners).
 
     Example:
       >>> import jax, jax.numpy as jnp

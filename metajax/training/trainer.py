@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from metajax.core.episodes import EpisodeSampler
 from metajax.core.learner import Learner
 from metajax.core.validation import check_int, check_key, check_optimizer
+from metajax.nets.backbones import traces_per_task_weights
 from metajax.training.checkpoint import checkpoint_manager, restore_state, save_state, write_atomic
 from metajax.training.distributed import check_tasks, replicate, replicated, task_sharded
 
@@ -121,7 +122,7 @@ def make_train_step(
     sampler: EpisodeSampler,
     *,
     tasks: int,
-    task_chunk: int | None = None,
+    task_chunk: int | str | None = "auto",
     mesh: Mesh | None = None,
 ) -> Callable[[TrainState, Any], tuple[TrainState, dict[str, Array]]]:
     """The jitted meta-step ``(state, data) -> (state, metrics)`` over ``tasks`` tasks.
@@ -131,10 +132,19 @@ def make_train_step(
       optimizer: the outer optimizer.
       sampler: the meta-training episodes.
       tasks: tasks per meta-step (the meta-batch).
-      task_chunk: ``None`` vmaps all tasks at once; an integer runs chunks of that
-        many vmapped tasks one after another (``jax.lax.map``), which bounds the
-        memory of the activations kept for the backward pass at some cost in speed.
-        With a mesh, the chunks are taken within each device's tasks.
+      task_chunk: how many tasks are vmapped and differentiated together. ``None``
+        takes all of them at once; an integer ``k`` runs chunks of ``k`` tasks one
+        after another in a ``lax.scan`` and sums their gradients, so that only one
+        chunk's activations are alive (memory bounded by ``k``, not ``tasks``). With a
+        mesh, each chunk takes ``k`` tasks from every device's share. ``"auto"`` (the
+        default) is ``1`` on the CPU for learners that adapt weights per task (MAML
+        and its kin, see :func:`~metajax.nets.backbones.per_task_weights`): one task
+        at a time is there both the fastest and the smallest
+        (``benchmarks/maml_speed/README.md``: second-order MAML at meta-batch 32 takes
+        3.0 s and 1.0 GB per step instead of 5.6 s and 5.7 GB). It is ``None``
+        otherwise: on accelerators, which want the whole batch at once, and for
+        shared weights on the CPU, whose convolutions XLA:CPU runs some 30x slower
+        inside a loop than vmapped.
       mesh: a :func:`~metajax.training.distributed.task_mesh`: the tasks are split across its
         devices (data parallel, parameters replicated) and ``tasks`` must be a
         multiple of its size. Place the state and data on it with
@@ -164,47 +174,88 @@ def make_train_step(
     check_optimizer("optimizer", optimizer, optional=False)
     check_sampler("sampler", sampler)
     check_int("tasks (meta-batch size)", tasks, 1)
-    if task_chunk is not None:
-        check_int("task_chunk", task_chunk, 1, why=" or None")
+    if task_chunk is not None and task_chunk != "auto":
+        check_int("task_chunk", task_chunk, 1, why=", None or 'auto'")
     devices = 1
     if mesh is not None:
         check_tasks(tasks, mesh)
         devices = mesh.size
 
-    def task_losses(params, episodes, keys):
-        if task_chunk is None:
-            return jax.vmap(learner.loss, in_axes=(None, 0, 0))(params, episodes, keys)
-        if devices == 1:
-            return jax.lax.map(
-                lambda task: learner.loss(params, *task), (episodes, keys), batch_size=task_chunk
-            )
-        # Chunk within each device's slice: a leading device axis keeps the task split
-        # intact, where chunking the global axis would move tasks between devices.
-        per_device = jax.tree.map(
-            lambda a: a.reshape((devices, tasks // devices, *a.shape[1:])), (episodes, keys)
-        )
-        losses, metrics = jax.vmap(
-            lambda chunk: jax.lax.map(
-                lambda task: learner.loss(params, *task), chunk, batch_size=task_chunk
-            )
-        )(per_device)
-        return jax.tree.map(lambda a: a.reshape((tasks, *a.shape[2:])), (losses, metrics))
+    def chunk_loss(params, episodes, keys):
+        losses, metrics = jax.vmap(learner.loss, in_axes=(None, 0, 0))(params, episodes, keys)
+        return losses.sum(), metrics
 
-    def batch_loss(params, episodes, keys):
-        losses, metrics = task_losses(params, episodes, keys)
-        return losses.mean(), jax.tree.map(jnp.mean, metrics)
+    chunk_grad = jax.value_and_grad(chunk_loss, has_aux=True)
 
     def split_tasks(keys):
         if mesh is None:
             return keys
         return jax.lax.with_sharding_constraint(keys, task_sharded(mesh))
 
+    def loss_and_grads(params, episodes, keys):
+        """The task mean of the loss, of its gradient and of the metrics.
+
+        Chunks of ``chunk`` tasks run one after another in a scan, each differentiated
+        on its own and summed into the gradient, so only one chunk's activations are
+        alive at a time (``jax.lax.map`` under one ``grad`` would keep every chunk's).
+        A chunk takes tasks from every device's slice, so the tasks stay where they are.
+        """
+        per_device = tasks // devices
+        chunk = resolve_task_chunk(
+            task_chunk,
+            per_device,
+            lambda: traces_per_task_weights(
+                learner.loss, params, *jax.tree.map(lambda a: a[0], (episodes, keys))
+            ),
+        )
+        full, rest = divmod(per_device, chunk)
+        split = jax.tree.map(
+            lambda a: a.reshape((devices, per_device, *a.shape[1:])), (episodes, keys)
+        )
+
+        def gather(lo, count, stacked):
+            # [devices, count, ...] of tasks lo..lo+count of each device, flattened.
+            part = jax.tree.map(lambda a: a[:, lo : lo + count], stacked)
+            return jax.tree.map(lambda a: a.reshape((devices * count, *a.shape[2:])), part)
+
+        def run(part):
+            return chunk_grad(params, *split_tasks(part))
+
+        if full == 1 and rest == 0:
+            (total, metrics), grads = run(gather(0, per_device, split))
+        else:
+            chunks = jax.tree.map(
+                lambda a: (
+                    a[:, : full * chunk]
+                    .reshape((devices, full, chunk, *a.shape[2:]))
+                    .swapaxes(0, 1)
+                    .reshape((full, devices * chunk, *a.shape[2:]))
+                ),
+                split,
+            )
+
+            def body(carry, part):
+                (total, metrics), grads = run(part)
+                return jax.tree.map(jnp.add, carry, (total, grads)), metrics
+
+            (total, _), grads = jax.eval_shape(run, jax.tree.map(lambda a: a[0], chunks))
+            zeros = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), (total, grads))
+            (total, grads), metrics = jax.lax.scan(body, zeros, chunks)
+            metrics = jax.tree.map(lambda a: a.reshape((-1, *a.shape[2:])), metrics)
+            if rest:
+                (rest_total, rest_metrics), rest_grads = run(gather(full * chunk, rest, split))
+                total, grads = jax.tree.map(jnp.add, (total, grads), (rest_total, rest_grads))
+                metrics = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), metrics, rest_metrics)
+        scale = 1.0 / tasks
+        grads = jax.tree.map(lambda g: (g * scale).astype(g.dtype), grads)
+        return total * scale, jax.tree.map(jnp.mean, metrics), grads
+
     def step(state: TrainState, data):
         key, sample_key, loss_key = jax.random.split(state.key, 3)
         # Each device samples the tasks whose keys it holds: sampling is sharded too.
         sample_keys = split_tasks(jax.random.split(sample_key, tasks))
         episodes = jax.vmap(sampler.sample, in_axes=(0, None))(sample_keys, data)
-        (loss, metrics), grads = jax.value_and_grad(batch_loss, has_aux=True)(
+        loss, metrics, grads = loss_and_grads(
             state.params, episodes, split_tasks(jax.random.split(loss_key, tasks))
         )
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
@@ -226,6 +277,17 @@ def make_train_step(
         out_shardings=(replicated(mesh), replicated(mesh)),
         donate_argnums=0,
     )
+
+
+def resolve_task_chunk(task_chunk: int | str | None, tasks: int, per_task_weights) -> int:
+    """The number of tasks differentiated together out of ``tasks`` (see
+    :func:`make_train_step`). ``"auto"`` is 1 on the CPU for a learner that adapts
+    weights per task (``per_task_weights()`` says, when asked) and all of them otherwise.
+    """
+    if task_chunk == "auto":
+        one_by_one = jax.default_backend() == "cpu" and per_task_weights()
+        task_chunk = 1 if one_by_one else None
+    return tasks if task_chunk is None else min(task_chunk, tasks)
 
 
 def episode_key(key: Array, index) -> tuple[Array, Array]:

@@ -15,7 +15,7 @@ from metajax.core.losses import split_losses, supervised_loss
 from metajax.core.validation import check_float, check_int, check_key, check_model
 from metajax.learners.optimization.head import check_model_head
 from metajax.learners.optimization.inner_loop import _adapt
-from metajax.nets.backbones import Model
+from metajax.nets.backbones import Model, adapts_per_task
 
 
 def finetune(model: Model, *, inner_lr: float = 0.01, test_inner_steps: int = 1) -> Learner:
@@ -60,5 +60,5 @@ def finetune(model: Model, *, inner_lr: float = 0.01, test_inner_steps: int = 1)
         return model.apply(params, query_x)
 
     # Joint training needs no key; predict needs one only to adapt (checked there).
-    learner = Learner(init=init, loss=loss, predict=predict)
+    learner = Learner(init=init, loss=adapts_per_task(loss), predict=adapts_per_task(predict))
     return checked(learner, labels="any", key="optional", init_check=check_init)

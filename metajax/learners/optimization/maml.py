@@ -31,7 +31,7 @@ from metajax.core.validation import (
 from metajax.learners.optimization.head import check_model_head
 from metajax.learners.optimization.inner_loop import _adapt, _adapted_loss
 from metajax.learners.optimization.meta_gradient import FirstOrder, MetaGradient, Unrolled
-from metajax.nets.backbones import Model
+from metajax.nets.backbones import Model, adapts_per_task
 
 
 def check_inner_hyperparameters(
@@ -92,7 +92,7 @@ def gradient_learner(
         adapted, _ = _adapt(task_loss, params, support, key, steps=test_inner_steps, **inner)
         return model.apply(adapted, query_x)
 
-    learner = Learner(init=init, loss=loss, predict=predict)
+    learner = Learner(init=init, loss=adapts_per_task(loss), predict=adapts_per_task(predict))
     return checked(learner, labels="any", key="required", init_check=check_init)
 
 

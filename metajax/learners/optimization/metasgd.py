@@ -18,7 +18,7 @@ from metajax.core.validation import check_bool, check_float, check_int, check_mo
 from metajax.learners.optimization.head import check_model_head
 from metajax.learners.optimization.inner_loop import _adapt, _adapted_loss
 from metajax.learners.optimization.meta_gradient import FirstOrder, Unrolled
-from metajax.nets.backbones import Model
+from metajax.nets.backbones import Model, adapts_per_task
 
 
 def metasgd(
@@ -103,5 +103,5 @@ def metasgd(
     def check_init(params, episode):
         check_model_head("metasgd", model, params["model"], episode)
 
-    learner = Learner(init=init, loss=loss, predict=predict)
+    learner = Learner(init=init, loss=adapts_per_task(loss), predict=adapts_per_task(predict))
     return checked(learner, labels="any", key="required", init_check=check_init)

@@ -21,7 +21,7 @@ from metajax.core.validation import check_int, check_model, check_optimizer
 from metajax.learners.optimization.head import check_model_head
 from metajax.learners.optimization.inner_loop import _adapt
 from metajax.learners.optimization.linalg import squared_distance
-from metajax.nets.backbones import Model
+from metajax.nets.backbones import Model, adapts_per_task
 
 
 def reptile(
@@ -89,5 +89,5 @@ def reptile(
         )
         return model.apply(phi, query_x)
 
-    learner = Learner(init=init, loss=loss, predict=predict)
+    learner = Learner(init=init, loss=adapts_per_task(loss), predict=adapts_per_task(predict))
     return checked(learner, labels="any", key="required", init_check=check_init)
