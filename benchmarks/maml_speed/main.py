@@ -31,8 +31,8 @@ main = harness.benchmark(
     harness.override("--warmup", type=int, help="untimed meta-steps first (2)"),
     harness.override("--repetitions", type=harness.positive_int, help="interleaved rounds (3)"),
     harness.TASKS,
-    harness.override("--conv", choices=("conv", "im2col")),
-    harness.override("--task-map", choices=("vmap", "map")),
+    harness.override("--conv", choices=("auto", "conv", "im2col")),
+    harness.override("--task-map", choices=("auto", "vmap", "map")),
     harness.override("--map-batch-size", type=harness.positive_int),
     harness.option("--venv", help="the learn2learn venv (.venv-l2l)"),
     harness.override(

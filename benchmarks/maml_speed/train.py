@@ -47,12 +47,15 @@ def peak_device_gb() -> float | None:
     return None if peak is None else peak / 2**30
 
 
+CONVOLUTIONS = {"auto": "auto", "conv": "xla", "im2col": "im2col"}
+
+
 def make_model(config: dict) -> mj.Model:
-    kind = config.get("conv", "conv")
+    kind = config.get("conv", "auto")
     shape = dict(filters=config["filters"], outputs=config["ways"], blocks=config["blocks"])
-    if kind not in ("conv", "im2col"):
-        raise ValueError(f"conv must be 'conv' or 'im2col', got {kind!r}")
-    return mj.conv4(**shape, convolution="xla" if kind == "conv" else "im2col")
+    if kind not in CONVOLUTIONS:
+        raise ValueError(f"conv must be one of {tuple(CONVOLUTIONS)}, got {kind!r}")
+    return mj.conv4(**shape, convolution=CONVOLUTIONS[kind])
 
 
 def make_learner(config: dict, inner_steps: int, method: str) -> mj.Learner:
@@ -80,14 +83,35 @@ def make_sampler(config: dict) -> mj.EpisodeSampler:
 
 
 def make_step(config, learner, optimizer, sampler):
-    task_map = config.get("task_map", "vmap")
+    task_map = config.get("task_map", "auto")
+    if task_map == "auto":  # metajax's default: one task at a time on the CPU
+        return mj.make_train_step(learner, optimizer, sampler, tasks=config["tasks"])
     if task_map == "vmap":
+        return mj.make_train_step(
+            learner, optimizer, sampler, tasks=config["tasks"], task_chunk=None
+        )
         return mj.make_train_step(learner, optimizer, sampler, tasks=config["tasks"])
     if task_map == "map":
         return mj.make_train_step(
             learner, optimizer, sampler, tasks=config["tasks"], task_chunk=config["map_batch_size"]
         )
-    raise ValueError(f"task_map must be 'vmap' or 'map', got {task_map!r}")
+    raise ValueError(f"task_map must be 'auto', 'vmap' or 'map', got {task_map!r}")
+
+
+def matmul_peak_gflops(size: int = 4096, repeats: int = 5) -> float:
+    """The machine's float32 matmul rate through XLA (GFLOP/s, best of ``repeats``): the
+    roof that every FLOP rate of these benchmarks is compared with."""
+    a = jax.random.normal(jax.random.key(0), (size, size))
+    dot = jax.jit(lambda a: a @ a)
+    dot(a).block_until_ready()
+    best = min(_timed(lambda: dot(a).block_until_ready()) for _ in range(repeats))
+    return 2 * size**3 / best / 1e9
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
 
 
 def _flops(compiled) -> float | None:
@@ -127,7 +151,10 @@ def measure_metajax(
     start = time.perf_counter()
     compiled = make_step(config, learner, optimizer, sampler).lower(state, sampler.data).compile()
     compile_s = time.perf_counter() - start
-    flops = _flops(compiled)
+    # XLA counts a loop's body once, so the count comes from the program that vmaps all
+    # tasks (lowered, not compiled): the same arithmetic, whatever the task chunks.
+    whole = mj.make_train_step(learner, optimizer, sampler, tasks=config["tasks"], task_chunk=None)
+    flops = _flops(whole.lower(state, sampler.data))
 
     times = []
     for _ in range(warmup + steps):
@@ -150,8 +177,8 @@ def measure_metajax(
         device=jax.devices()[0].device_kind,
         final_loss=float(metrics["loss"]),
         tasks=config["tasks"],
-        task_map=config.get("task_map", "vmap"),
-        conv=config.get("conv", "conv"),
+        task_map=config.get("task_map", "auto"),
+        conv=config.get("conv", "auto"),
         versions=dict(jax=jax.__version__, python=sys.version.split()[0]),
     )
 
@@ -255,10 +282,13 @@ def method_name(config: dict, method: str) -> str:
     if method == "learn2learn":
         return name
     tags = []
-    if config.get("conv", "conv") != "conv":
-        tags.append(config["conv"])
-    if config.get("task_map", "vmap") != "vmap":
-        tags.append(f"lax.map batch {config['map_batch_size']}")
+    if config.get("conv", "auto") != "auto":
+        tags.append("xla conv" if config["conv"] == "conv" else config["conv"])
+    task_map = config.get("task_map", "auto")
+    if task_map == "map":
+        tags.append(f"chunks of {config['map_batch_size']} tasks")
+    elif task_map == "vmap":
+        tags.append("all tasks vmapped")
     return name if not tags else f"{name[:-1]}, {', '.join(tags)})"
 
 
@@ -327,6 +357,8 @@ def run(config: dict, *, venv=None, in_process=False):
     load = os.getloadavg()[0]
     if load > 0.5:
         print(f"warning: load average {load:.2f} before starting; timings want an idle machine")
+    peak = matmul_peak_gflops()
+    print(f"float32 matmul peak (XLA, 4096^2): {peak:.0f} GFLOP/s", flush=True)
     runs = defaultdict(list)
     for repetition in range(config["repetitions"]):
         for steps in inner_steps:
@@ -359,6 +391,10 @@ def run(config: dict, *, venv=None, in_process=False):
                 **row,
                 baseline=NAMES[BASELINE[method]] if method in BASELINE else None,
                 ratio_to_baseline=None if base is None else row["value"] / base["value"],
+                baseline_value=None if base is None else base["value"],
+                baseline_peak_rss_gb=None if base is None else base["peak_rss_gb"],
+                gflop_per_s=row["gflop_per_step"] / row["value"] if row["gflop_per_step"] else None,
+                matmul_peak_gflop_per_s=peak,
                 repetitions=config["repetitions"],
                 steps=config["steps"],
                 warmup=config["warmup"],

@@ -31,14 +31,14 @@ def get_config():
         proximal=2.0,  # iMAML's lambda
         cg_steps=5,
         methods=("maml", "imaml", "learn2learn"),
-        # How the metajax step maps the per-task loss over the meta-batch: "vmap" is
-        # metajax.make_train_step itself; "map" is jax.lax.map with map_batch_size tasks
-        # vmapped at a time (an alternative measured in README.md).
-        task_map="vmap",
+        # How the metajax step goes over the meta-batch: "auto" is metajax's default
+        # (one task at a time on the CPU, all at once on accelerators); "vmap" all tasks
+        # at once; "map" chunks of map_batch_size tasks (make_train_step's task_chunk).
+        task_map="auto",
         map_batch_size=4,
-        # "conv": metajax.conv4 as it is; "im2col": the same parameters applied with
-        # patches and a matmul (an alternative measured in README.md).
-        conv="conv",
+        # "auto": metajax.conv4's default (im2col for per-task weights on the CPU, XLA's
+        # convolution elsewhere); "conv": XLA's convolution; "im2col": patches and a matmul.
+        conv="auto",
         steps=20,
         warmup=2,
         repetitions=3,
