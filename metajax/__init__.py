@@ -34,6 +34,7 @@ from metajax.core.episodes import (
     sample_episode,
 )
 from metajax.core.learner import Learner
+from metajax.core.tracing import per_task_weights
 from metajax.learners.metric.idemenet import idemenet
 from metajax.learners.metric.matching import matching_networks
 from metajax.learners.metric.protonet import protonet
@@ -116,6 +117,7 @@ __all__ = [
     "metasgd",
     "mlp",
     "pair_sampler",
+    "per_task_weights",
     "pool_sampler",
     "protonet",
     "relation_network",

@@ -5,13 +5,12 @@ import optax
 import pytest
 
 from metajax import init_state, make_train_step, maml, pool_sampler
+from metajax.core.tracing import adapts_per_task, traces_per_task_weights
 from metajax.nets.backbones import (
     BatchStatNorm,
-    adapts_per_task,
     conv4,
     max_pool_2x2,
     mlp,
-    traces_per_task_weights,
 )
 
 

@@ -13,10 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import resource
 import statistics
-import subprocess
 import sys
 import time
 from collections import defaultdict
@@ -28,14 +25,12 @@ import optax
 
 import metajax as mj
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from harness import speed  # noqa: E402
+from harness.speed import peak_rss_gb, run_json, torch_python  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
-DEFAULT_VENV = HERE / ".venv-l2l"
 METHODS = ("maml", "imaml")
-
-
-def peak_rss_gb() -> float:
-    """This process's peak resident memory so far (``ru_maxrss`` is in KiB on Linux)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
 def peak_device_gb() -> float | None:
@@ -96,22 +91,6 @@ def make_step(config, learner, optimizer, sampler):
             learner, optimizer, sampler, tasks=config["tasks"], task_chunk=config["map_batch_size"]
         )
     raise ValueError(f"task_map must be 'auto', 'vmap' or 'map', got {task_map!r}")
-
-
-def matmul_peak_gflops(size: int = 4096, repeats: int = 5) -> float:
-    """The machine's float32 matmul rate through XLA (GFLOP/s, best of ``repeats``): the
-    roof that every FLOP rate of these benchmarks is compared with."""
-    a = jax.random.normal(jax.random.key(0), (size, size))
-    dot = jax.jit(lambda a: a @ a)
-    dot(a).block_until_ready()
-    best = min(_timed(lambda: dot(a).block_until_ready()) for _ in range(repeats))
-    return 2 * size**3 / best / 1e9
-
-
-def _timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 def _flops(compiled) -> float | None:
@@ -192,20 +171,8 @@ def torch_device(config: dict) -> str:
 
 
 def l2l_python(venv=None) -> Path:
-    """The Python that has torch and learn2learn.
-
-    ``$L2L_PYTHON`` names one directly (on a GPU machine, its own CUDA torch with
-    learn2learn on ``PYTHONPATH``); otherwise the venv that setup_env.sh made.
-    """
-    if venv is None and os.environ.get("L2L_PYTHON"):
-        return Path(os.environ["L2L_PYTHON"])
-    venv = Path(venv or os.environ.get("L2L_VENV") or DEFAULT_VENV)
-    python = venv / "bin" / "python"
-    if not python.exists():
-        raise FileNotFoundError(
-            f"no learn2learn environment at {venv}: run bash {HERE / 'setup_env.sh'}"
-        )
-    return python
+    """The Python that has torch and learn2learn (:func:`harness.speed.torch_python`)."""
+    return torch_python(venv)
 
 
 def l2l_command(config: dict, inner_steps: int, *, venv=None, steps=None, warmup=None):
@@ -235,27 +202,18 @@ def l2l_command(config: dict, inner_steps: int, *, venv=None, steps=None, warmup
     ]
 
 
-def _run_json(command: list[str]) -> dict:
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(
-            f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr[-4000:]}"
-        )
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def measure_l2l(config: dict, inner_steps: int, *, venv=None, steps=None, warmup=None) -> dict:
     """Runs learn2learn's MAML on ``config``'s workload in its own process and venv.
 
     Returns the JSON that ``l2l_maml.py`` prints: ``seconds_per_step``,
     ``first_step_s``, ``peak_rss_gb``, ``step_times`` and the versions.
     """
-    return _run_json(l2l_command(config, inner_steps, venv=venv, steps=steps, warmup=warmup))
+    return run_json(l2l_command(config, inner_steps, venv=venv, steps=steps, warmup=warmup))
 
 
 def measure_metajax_isolated(config: dict, inner_steps: int, method: str = "maml") -> dict:
     """:func:`measure_metajax` in a fresh Python process, so that its peak RSS is its own."""
-    return _run_json(
+    return run_json(
         [
             sys.executable,
             str(Path(__file__).resolve()),
@@ -301,21 +259,11 @@ def measure(config: dict, method: str, inner_steps: int, *, venv=None, isolate=T
 
 
 def summarise(runs: list[dict]) -> dict:
-    """Medians over repetitions of the per-repetition medians (and of compile times)."""
-
-    def median(key):
-        values = [r[key] for r in runs if r.get(key) is not None]
-        return statistics.median(values) if values else None
-
+    """:func:`harness.speed.summarise`, with the accelerator's peak memory and device."""
     return dict(
-        value=median("seconds_per_step"),
-        per_repetition=[round(r["seconds_per_step"], 4) for r in runs],
-        compile_s=median("compile_s"),
-        first_step_s=median("first_step_s"),
-        peak_rss_gb=max(r["peak_rss_gb"] for r in runs),
+        speed.summarise(runs),
         peak_device_gb=max((r.get("peak_device_gb") or 0.0 for r in runs), default=0.0) or None,
         framework_device=runs[-1].get("device"),
-        gflop_per_step=median("gflop_per_step"),
     )
 
 
@@ -354,10 +302,8 @@ def run(config: dict, *, venv=None, in_process=False):
     methods, inner_steps = list(config["methods"]), list(config["inner_steps"])
     if "learn2learn" in methods:
         l2l_command(config, 1, venv=venv)  # fails early without the venv
-    load = os.getloadavg()[0]
-    if load > 0.5:
-        print(f"warning: load average {load:.2f} before starting; timings want an idle machine")
-    peak = matmul_peak_gflops()
+    load = speed.load_warning()
+    peak = speed.matmul_peak_gflops()
     print(f"float32 matmul peak (XLA, 4096^2): {peak:.0f} GFLOP/s", flush=True)
     runs = defaultdict(list)
     for repetition in range(config["repetitions"]):

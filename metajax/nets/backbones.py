@@ -13,9 +13,6 @@ few-shot code; learners that embed support and query together share the statisti
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
-import functools
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -23,6 +20,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from metajax.core.tracing import in_per_task_weights
 from metajax.core.validation import (
     check_array,
     check_choice,
@@ -118,57 +116,6 @@ def im2col_conv(
     return jnp.matmul(patches, rhs.reshape(kh * kw * cin, cout), precision=precision)
 
 
-_PER_TASK_WEIGHTS = contextvars.ContextVar("metajax_per_task_weights", default=False)
-# A list while traces_per_task_weights listens; per_task_weights appends to it.
-_LISTENER = contextvars.ContextVar("metajax_per_task_listener", default=None)
-
-
-@contextlib.contextmanager
-def per_task_weights():
-    """Marks the models traced inside as running with weights of their own per task.
-
-    Gradient-based learners trace their inner loop and adapted predictions inside it;
-    ``convolution="auto"`` then chooses the im2col convolution on the CPU, where XLA
-    turns per-task kernels into grouped convolutions (under ``vmap``) or runs second
-    derivatives of convolutions on a slow path (inside a task loop), and the
-    convolution XLA lowers itself everywhere else. It is read while tracing, so a
-    program compiled once keeps the choice it was traced with.
-    """
-    listener = _LISTENER.get()
-    if listener is not None:
-        listener.append(True)
-    token = _PER_TASK_WEIGHTS.set(True)
-    try:
-        yield
-    finally:
-        _PER_TASK_WEIGHTS.reset(token)
-
-
-def adapts_per_task(fn: Callable) -> Callable:
-    """``fn`` traced inside :func:`per_task_weights`: for a learner's ``loss`` and
-    ``predict`` that adapt the backbone's weights to each task."""
-
-    @functools.wraps(fn)
-    def wrapped(*args, **kwargs):
-        with per_task_weights():
-            return fn(*args, **kwargs)
-
-    return wrapped
-
-
-def traces_per_task_weights(fn: Callable, *args) -> bool:
-    """Whether tracing ``fn(*args)`` enters :func:`per_task_weights` (nothing is computed)."""
-    listener = []
-    token = _LISTENER.set(listener)
-    try:
-        # A new function each time: JAX caches traces by function, and a cached trace
-        # runs no Python, so it would enter nothing.
-        jax.eval_shape(lambda *a: fn(*a), *args)
-    finally:
-        _LISTENER.reset(token)
-    return bool(listener)
-
-
 def auto_conv(*args, **kwargs):
     """``lax.conv_general_dilated``, or :func:`im2col_conv` for per-task weights on the CPU.
 
@@ -177,7 +124,7 @@ def auto_conv(*args, **kwargs):
     weights takes 0.42 s with XLA's and 0.62 s with im2col
     (``benchmarks/maml_speed/README.md``).
     """
-    per_task = _PER_TASK_WEIGHTS.get() and jax.default_backend() == "cpu"
+    per_task = in_per_task_weights() and jax.default_backend() == "cpu"
     conv = im2col_conv if per_task else jax.lax.conv_general_dilated
     return conv(*args, **kwargs)
 
@@ -195,13 +142,13 @@ def max_pool_2x2(x: Array) -> Array:
     ``jit(vmap(grad))`` with shared weights before it (a convolution and batch norm):
     the per-task kernel gradients come out wrong, by as much as their own size, at
     small shapes (8x8 images, 4 filters) while eager execution is right. So inside
-    :func:`per_task_weights`, where gradient-based learners take exactly such
+    :func:`~metajax.core.tracing.per_task_weights`, where gradient-based learners take exactly such
     gradients, it is the maximum of four strided slices, which is right at every
     shape tested (``tests/test_models.py``). Wrap your own per-example gradients of
     a Conv-4 in ``per_task_weights()`` for the same reason.
     """
     x = x[:, : x.shape[1] // 2 * 2, : x.shape[2] // 2 * 2]
-    if _PER_TASK_WEIGHTS.get():
+    if in_per_task_weights():
         rows = jnp.maximum(x[:, 0::2], x[:, 1::2])
         return jnp.maximum(rows[:, :, 0::2], rows[:, :, 1::2])
     n, h, w, c = x.shape
@@ -266,10 +213,10 @@ def conv4(
       convolution: ``"xla"`` (``lax.conv_general_dilated``), ``"im2col"`` (shifted
         copies and a matmul) or ``"auto"``: ``"im2col"`` on the CPU where a
         gradient-based learner adapts the weights per task (see
-        :func:`per_task_weights`), ``"xla"`` everywhere else. Same parameters, same
-        outputs; on the CPU, ``"im2col"`` is many times faster for per-task weights
-        (MAML-style learners) and ``"xla"`` about 1.5x faster for shared ones
-        (metric learners).
+        :func:`~metajax.core.tracing.per_task_weights`), ``"xla"`` everywhere else.
+        Same parameters, same outputs; on the CPU, ``"im2col"`` is many times faster
+        for per-task weights (MAML-style learners) and ``"xla"`` about 1.5x faster for
+        shared ones (metric learners).
 
     Example:
       >>> import jax, jax.numpy as jnp

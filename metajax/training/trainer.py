@@ -27,8 +27,8 @@ from tqdm.auto import tqdm
 
 from metajax.core.episodes import EpisodeSampler
 from metajax.core.learner import Learner
+from metajax.core.tracing import traces_per_task_weights
 from metajax.core.validation import check_int, check_key, check_optimizer
-from metajax.nets.backbones import traces_per_task_weights
 from metajax.training.checkpoint import checkpoint_manager, restore_state, save_state, write_atomic
 from metajax.training.distributed import check_tasks, replicate, replicated, task_sharded
 
@@ -138,7 +138,7 @@ def make_train_step(
         chunk's activations are alive (memory bounded by ``k``, not ``tasks``). With a
         mesh, each chunk takes ``k`` tasks from every device's share. ``"auto"`` (the
         default) is ``1`` on the CPU for learners that adapt weights per task (MAML
-        and its kin, see :func:`~metajax.nets.backbones.per_task_weights`): one task
+        and its kin, see :func:`~metajax.core.tracing.per_task_weights`): one task
         at a time is there both the fastest and the smallest
         (``benchmarks/maml_speed/README.md``: second-order MAML at meta-batch 32 takes
         3.0 s and 1.0 GB per step instead of 5.6 s and 5.7 GB). It is ``None``

@@ -12,10 +12,11 @@ import jax.numpy as jnp
 
 from metajax.core.learner import Learner, checked
 from metajax.core.losses import split_losses, supervised_loss
+from metajax.core.tracing import adapts_per_task
 from metajax.core.validation import check_float, check_int, check_key, check_model
 from metajax.learners.optimization.head import check_model_head
 from metajax.learners.optimization.inner_loop import _adapt
-from metajax.nets.backbones import Model, adapts_per_task
+from metajax.nets.backbones import Model
 
 
 def finetune(model: Model, *, inner_lr: float = 0.01, test_inner_steps: int = 1) -> Learner:

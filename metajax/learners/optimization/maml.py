@@ -21,6 +21,7 @@ import optax
 
 from metajax.core.learner import Learner, checked
 from metajax.core.losses import split_losses
+from metajax.core.tracing import adapts_per_task
 from metajax.core.validation import (
     check_bool,
     check_float,
@@ -31,7 +32,7 @@ from metajax.core.validation import (
 from metajax.learners.optimization.head import check_model_head
 from metajax.learners.optimization.inner_loop import _adapt, _adapted_loss
 from metajax.learners.optimization.meta_gradient import FirstOrder, MetaGradient, Unrolled
-from metajax.nets.backbones import Model, adapts_per_task
+from metajax.nets.backbones import Model
 
 
 def check_inner_hyperparameters(

@@ -14,11 +14,12 @@ import jax
 
 from metajax.core.learner import Learner, checked
 from metajax.core.losses import split_losses
+from metajax.core.tracing import adapts_per_task
 from metajax.core.validation import check_bool, check_float, check_int, check_model
 from metajax.learners.optimization.head import check_model_head
 from metajax.learners.optimization.inner_loop import _adapt, _adapted_loss
 from metajax.learners.optimization.meta_gradient import FirstOrder, Unrolled
-from metajax.nets.backbones import Model, adapts_per_task
+from metajax.nets.backbones import Model
 
 
 def metasgd(

@@ -17,11 +17,12 @@ import optax
 
 from metajax.core.learner import Learner, checked
 from metajax.core.losses import split_losses
+from metajax.core.tracing import adapts_per_task
 from metajax.core.validation import check_int, check_model, check_optimizer
 from metajax.learners.optimization.head import check_model_head
 from metajax.learners.optimization.inner_loop import _adapt
 from metajax.learners.optimization.linalg import squared_distance
-from metajax.nets.backbones import Model, adapts_per_task
+from metajax.nets.backbones import Model
 
 
 def reptile(
