@@ -10,6 +10,7 @@ from metajax import Episode, Split, meta_train, pool_sampler
 from metajax.core.episodes import sample_episode
 from metajax.learners.model.mann import (
     MANN,
+    LSTMBaseline,
     cosine_read_weights,
     initial_memory_state,
     least_used,
@@ -188,6 +189,25 @@ def test_mann_module_equals_numpy_reference(f64):
         np.testing.assert_allclose(logits, ref_logits, rtol=1e-10, atol=1e-12)
         np.testing.assert_allclose(final.memory, ref_state[0], rtol=1e-10, atol=1e-12)
         np.testing.assert_allclose(final.usage, ref_state[1], rtol=1e-10, atol=1e-12)
+
+
+def test_lstm_baseline_module_equals_numpy_reference(f64):
+    # Its input and output layers run outside the time loop (one matmul each); the
+    # function and the parameter names are those of a Flax OptimizedLSTMCell per step.
+    with jax.enable_x64(True):
+        net = LSTMBaseline(ways=3, hidden=5)
+        inputs = jax.random.normal(jax.random.key(0), (7, 4), jnp.float64)
+        state = (jnp.zeros(5, jnp.float64), jnp.ones(5, jnp.float64) * 0.1)
+        params = f64(jax.jit(net.init)(jax.random.key(1), state, inputs))
+        (c, h), logits = jax.jit(net.apply)(params, state, inputs)
+        p = jax.tree.map(np.asarray, params["params"]["cell"])
+        carry, expected = tuple(np.asarray(a) for a in state), []
+        for x in np.asarray(inputs):
+            carry = np_lstm(p["lstm"], x, carry)
+            expected.append(carry[1] @ p["output"]["kernel"] + p["output"]["bias"])
+        np.testing.assert_allclose(logits, np.stack(expected), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(h, carry[1], rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(c, carry[0], rtol=1e-10, atol=1e-12)
 
 
 def small_episode(key, ways=3, shots=1, queries=2, features=4):
