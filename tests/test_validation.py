@@ -83,6 +83,7 @@ NOT_ENTRY_POINTS = {
     "datasets",
     "distributed",
     "NonFiniteError",
+    "per_task_weights",  # a context manager without arguments
 }
 
 KEY = jax.random.key(0)
@@ -603,6 +604,12 @@ BAD_INPUTS = [
         "tasks",
         lambda: make_train_step(LEARNER, OPTIMIZER, sampler(), tasks=0),
         r"tasks \(meta-batch size\)",
+    ),
+    case(
+        "make_train_step",
+        "task_chunk",
+        lambda: make_train_step(LEARNER, OPTIMIZER, sampler(), tasks=2, task_chunk="some"),
+        r"task_chunk must be an integer >= 1, None or 'auto'",
     ),
     case("make_evaluator", "episodes", lambda: make_evaluator(LEARNER, sampler(), episodes=1)),
     case("make_evaluator", "batch", lambda: make_evaluator(LEARNER, sampler(), batch=0)),
