@@ -236,10 +236,11 @@ def make_train_step(
 
             def body(carry, part):
                 (total, metrics), grads = run(part)
-                return jax.tree.map(jnp.add, carry, (total, grads)), metrics
+                # The sum keeps the carry's dtype (float64 only where x64 is on).
+                total = carry[0] + total.astype(carry[0].dtype)
+                return (total, jax.tree.map(jnp.add, carry[1], grads)), metrics
 
-            (total, _), grads = jax.eval_shape(run, jax.tree.map(lambda a: a[0], chunks))
-            zeros = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), (total, grads))
+            zeros = (jnp.zeros((), jnp.result_type(float)), jax.tree.map(jnp.zeros_like, params))
             (total, grads), metrics = jax.lax.scan(body, zeros, chunks)
             metrics = jax.tree.map(lambda a: a.reshape((-1, *a.shape[2:])), metrics)
             if rest:
