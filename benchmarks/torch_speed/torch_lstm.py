@@ -9,15 +9,11 @@ one JSON line.
 """
 
 import argparse
-import json
-import resource
-import statistics
-import sys
-import time
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch_timing import add_timing_options, time_and_print
 
 
 class LSTMBaseline(nn.Module):
@@ -38,11 +34,7 @@ def main(argv=None):
     parser.add_argument("--hidden", type=int, default=200)
     parser.add_argument("--image-size", type=int, default=20)
     parser.add_argument("--tasks", type=int, default=16)
-    parser.add_argument("--learning-rate", type=float, default=1e-3)
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
+    add_timing_options(parser)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -63,26 +55,7 @@ def main(argv=None):
         optimizer.step()
         return float(loss)
 
-    times = []
-    for _ in range(args.warmup + args.steps):
-        start = time.perf_counter()
-        loss = step()
-        times.append(time.perf_counter() - start)
-    print(
-        json.dumps(
-            dict(
-                framework="pytorch",
-                seconds_per_step=statistics.median(times[args.warmup :]),
-                first_step_s=times[0],
-                step_times=[round(t, 4) for t in times[args.warmup :]],
-                peak_rss_gb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
-                final_loss=loss,
-                threads=args.threads,
-                versions=dict(torch=torch.__version__, python=sys.version.split()[0]),
-            )
-        ),
-        flush=True,
-    )
+    time_and_print(step, args)
 
 
 if __name__ == "__main__":
