@@ -48,6 +48,7 @@ Choices of ours where the paper is silent or where we deviate (say so when compa
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import flax.linen as nn
@@ -309,9 +310,10 @@ class _LSTMWeights(nn.Module):
     @nn.compact
     def __call__(self, features: int):
         gates = "ifgo"
-        inputs = [_Dense(self.hidden, False, "lecun", name=f"i{g}")(features)[0] for g in gates]
+        lecun, orthogonal = nn.initializers.lecun_normal(), nn.initializers.orthogonal()
+        inputs = [_Dense(self.hidden, False, lecun, name=f"i{g}")(features)[0] for g in gates]
         recurrent = [
-            _Dense(self.hidden, True, "orthogonal", name=f"h{g}")(self.hidden) for g in gates
+            _Dense(self.hidden, True, orthogonal, name=f"h{g}")(self.hidden) for g in gates
         ]
         return (
             jnp.concatenate(inputs, axis=-1),
@@ -325,14 +327,11 @@ class _Dense(nn.Module):
 
     features: int
     use_bias: bool
-    init: str
+    kernel_init: Callable
 
     @nn.compact
     def __call__(self, rows: int):
-        init = (
-            nn.initializers.lecun_normal() if self.init == "lecun" else nn.initializers.orthogonal()
-        )
-        kernel = self.param("kernel", init, (rows, self.features))
+        kernel = self.param("kernel", self.kernel_init, (rows, self.features))
         bias = (
             self.param("bias", nn.initializers.zeros, (self.features,)) if self.use_bias else None
         )
