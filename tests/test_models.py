@@ -9,6 +9,7 @@ from metajax.core.tracing import adapts_per_task, traces_per_task_weights
 from metajax.nets.backbones import (
     BatchStatNorm,
     conv4,
+    im2col_conv,
     max_pool_2x2,
     mlp,
 )
@@ -72,6 +73,39 @@ def test_im2col_convolution_matches_xla_with_the_same_parameters():
         conv4(convolution="fft")
 
 
+@pytest.mark.parametrize("cin,cout", [(1, 12), (2, 4)])
+def test_im2col_derivatives_match_xla_to_second_order(cin, cout):
+    # (1, 12): fewer patch columns than outputs, so the kernel's gradient goes through
+    # the pixel-minor patches of a custom JVP; (2, 4): ordinary autodiff of im2col.
+    with jax.enable_x64(True):
+        keys = jax.random.split(jax.random.key(3), 3)
+        x = jax.random.normal(keys[0], (2, 5, 6, cin), jnp.float64)
+        kernel = jax.random.normal(keys[1], (3, 3, cin, cout), jnp.float64)
+        weights = jax.random.normal(keys[2], (2, 5, 6, cout), jnp.float64)
+
+        def loss(conv):
+            dims = ("NHWC", "HWIO", "NHWC")
+            return lambda k, x: jnp.sum(
+                jnp.sin(conv(x, k, (1, 1), "SAME", dimension_numbers=dims)) * weights
+            )
+
+        def derivatives(f):
+            both = jax.grad(f, (0, 1))
+            squared = lambda k, x: sum(jnp.sum(g**2) for g in both(k, x))  # noqa: E731
+            return (
+                f(kernel, x),
+                both(kernel, x),
+                jax.grad(squared, (0, 1))(kernel, x),  # reverse over reverse (MAML)
+                jax.jacfwd(jax.grad(f), 1)(kernel, x),  # forward over reverse
+            )
+
+        jax.tree.map(
+            lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10),
+            derivatives(loss(im2col_conv)),
+            derivatives(loss(jax.lax.conv_general_dilated)),
+        )
+
+
 def test_auto_convolution_is_im2col_only_for_per_task_weights_on_the_cpu():
     model = conv4(filters=4, blocks=1)
     x = jnp.ones((2, 6, 6, 1))
@@ -115,7 +149,9 @@ def test_maml_meta_gradient_is_the_same_with_either_convolution():
         sampler = pool_sampler(np.asarray(pool), ways=3, shots=1, queries=2)
         results = []
         for convolution, chunk in (("xla", None), ("auto", "auto"), ("im2col", None)):
-            learner = maml(conv4(filters=4, blocks=2, outputs=3, convolution=convolution))
+            # 10 filters: the first layer (9 inputs per pixel) takes im2col's kernel
+            # gradient through the pixel-minor patches, the second the ordinary one.
+            learner = maml(conv4(filters=10, blocks=2, outputs=3, convolution=convolution))
             state = init_state(learner, optax.sgd(1.0), sampler, jax.random.key(1))
             params = jax.tree.map(lambda a: a.astype(jnp.float64), state.params)
             step = make_train_step(learner, optax.sgd(1.0), sampler, tasks=3, task_chunk=chunk)
