@@ -35,6 +35,7 @@ from metajax.core.episodes import (
 )
 from metajax.core.learner import Learner
 from metajax.core.tracing import per_task_weights
+from metajax.core.xla import compiler_options
 from metajax.learners.metric.idemenet import idemenet
 from metajax.learners.metric.matching import matching_networks
 from metajax.learners.metric.protonet import protonet
@@ -95,6 +96,7 @@ __all__ = [
     "adapted_loss",
     "anil",
     "checkpoint_manager",
+    "compiler_options",
     "conv4",
     "datasets",
     "distributed",

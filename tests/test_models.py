@@ -175,3 +175,23 @@ def test_gradients_through_batch_norm_and_an_odd_sized_pool_are_finite():
     params = norm.init(jax.random.key(0), x)
     grads = jax.jit(jax.grad(lambda x: jnp.sum(jnp.sin(max_pool_2x2(norm.apply(params, x))))))(x)
     assert np.isfinite(grads).all()
+
+
+def test_compiler_options_give_the_same_convolution_gradients():
+    # On the CPU they move convolutions from YNNPACK to Eigen: a speed choice only.
+    from metajax import compiler_options
+
+    assert compiler_options("gpu") == {} and compiler_options("tpu") == {}
+    options = compiler_options()
+    if jax.default_backend() == "cpu":
+        assert set(options) <= {"xla_cpu_experimental_ynn_fusion_type"}
+    with jax.enable_x64(True):
+        model = conv4(filters=6, blocks=2, convolution="xla")
+        x = jax.random.normal(jax.random.key(0), (4, 8, 8, 1), jnp.float64)
+        params = jax.tree.map(lambda a: a.astype(jnp.float64), model.init(jax.random.key(1), x))
+        grad = jax.grad(lambda p: jnp.sum(jnp.sin(model.apply(p, x))))
+        jax.tree.map(
+            lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12),
+            jax.jit(grad, compiler_options=options)(params),
+            jax.jit(grad)(params),
+        )

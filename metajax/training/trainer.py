@@ -29,6 +29,7 @@ from metajax.core.episodes import EpisodeSampler
 from metajax.core.learner import Learner
 from metajax.core.tracing import traces_per_task_weights
 from metajax.core.validation import check_int, check_key, check_optimizer
+from metajax.core.xla import compiler_options
 from metajax.training.checkpoint import checkpoint_manager, restore_state, save_state, write_atomic
 from metajax.training.distributed import check_tasks, replicate, replicated, task_sharded
 
@@ -270,13 +271,15 @@ def make_train_step(
         metrics = {**metrics, "objective": loss, "finite": finite.astype(jnp.float32)}
         return TrainState(state.step + 1, params, opt_state, key), metrics
 
+    options = compiler_options()
     if mesh is None:
-        return jax.jit(step, donate_argnums=0)
+        return jax.jit(step, donate_argnums=0, compiler_options=options)
     return jax.jit(
         step,
         in_shardings=(replicated(mesh), replicated(mesh)),
         out_shardings=(replicated(mesh), replicated(mesh)),
         donate_argnums=0,
+        compiler_options=options,
     )
 
 
@@ -349,9 +352,15 @@ def make_eval_step(
             indices = jax.lax.with_sharding_constraint(indices, task_sharded(mesh))
         return jax.vmap(one, in_axes=(None, None, 0, None))(params, key, indices, data)
 
+    options = compiler_options()
     if mesh is None:
-        return jax.jit(step)
-    return jax.jit(step, in_shardings=replicated(mesh), out_shardings=replicated(mesh))
+        return jax.jit(step, compiler_options=options)
+    return jax.jit(
+        step,
+        in_shardings=replicated(mesh),
+        out_shardings=replicated(mesh),
+        compiler_options=options,
+    )
 
 
 def make_evaluator(
