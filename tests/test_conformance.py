@@ -20,7 +20,7 @@ import pytest
 from jax.test_util import check_grads
 
 import metajax
-from metajax import Episode, Learner, pool_sampler
+from metajax import Episode, Learner, compiler_options, pool_sampler
 from metajax.core import registry
 
 WAYS, SHOTS, QUERIES = 3, 1, 2
@@ -172,9 +172,12 @@ def _trainer_gradient(f):
     """``f`` whose reverse-mode derivative is ``jit(value_and_grad(f))``, as the trainer's.
 
     check_grads then compares finite differences of ``f`` with the gradient that
-    ``meta_train`` takes, compiled the way it compiles it (the gradient inside the jit).
+    ``meta_train`` takes, compiled the way it compiles it (the gradient inside the jit,
+    with its compiler options).
     """
-    value, value_and_grad = jax.jit(f), jax.jit(jax.value_and_grad(f))
+    options = compiler_options()
+    value = jax.jit(f, compiler_options=options)
+    value_and_grad = jax.jit(jax.value_and_grad(f), compiler_options=options)
 
     @jax.custom_vjp
     def objective(params):

@@ -178,13 +178,16 @@ def test_gradients_through_batch_norm_and_an_odd_sized_pool_are_finite():
 
 
 def test_compiler_options_give_the_same_convolution_gradients():
-    # On the CPU they move convolutions from YNNPACK to Eigen: a speed choice only.
+    # On the CPU they choose libraries and emitters, for speed and memory only.
     from metajax import compiler_options
 
     assert compiler_options("gpu") == {} and compiler_options("tpu") == {}
     options = compiler_options()
     if jax.default_backend() == "cpu":
-        assert set(options) <= {"xla_cpu_experimental_ynn_fusion_type"}
+        assert set(options) <= {
+            "xla_cpu_experimental_ynn_fusion_type",
+            "xla_cpu_use_fusion_emitters",
+        }
     with jax.enable_x64(True):
         model = conv4(filters=6, blocks=2, convolution="xla")
         x = jax.random.normal(jax.random.key(0), (4, 8, 8, 1), jnp.float64)

@@ -7,6 +7,12 @@ does the same in a fraction of the time. Matmuls and reductions stay with YNNPAC
 which is faster there. Measured in ``benchmarks/torch_speed`` and ``benchmarks/maml_speed``:
 ProtoNet 60-way 1-shot 0.89 -> 0.42 s per step, 5-shot 1.55 -> 0.59 s; MAML and the
 LSTM baseline unchanged.
+
+XLA:CPU's newer (MLIR) fusion emitters take about 0.5 GB to compile a second-order MAML
+meta-step of Conv-4 that its older emitters compile in a tenth of that, and the
+programs they make run no faster here: with them off, the MAML meta-step's peak memory
+went from 1.02 to 0.59 GB (1 inner step) and 1.26 to 0.66 GB (5 steps), its compile
+time from 9.6 to 7.5 s.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ _CPU_OPTIONS = {
     "xla_cpu_experimental_ynn_fusion_type": (
         "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE"
     ),
+    "xla_cpu_use_fusion_emitters": False,
 }
 
 
@@ -34,12 +41,13 @@ def _cpu_options_accepted() -> bool:
     return True
 
 
-def compiler_options(backend: str | None = None) -> dict[str, str]:
+def compiler_options(backend: str | None = None) -> dict[str, str | bool]:
     """The options metajax's training and evaluation steps pass to ``jax.jit``.
 
     Empty except on the CPU, where it keeps XLA from handing convolutions to YNNPACK
-    (see the module's docstring); empty there too when this jaxlib does not know the
-    option. Pass it to your own ``jax.jit`` of a convolutional network's gradient.
+    and compiles with XLA's older fusion emitters (see the module's docstring); empty
+    there too when this jaxlib does not know the options. Pass it to your own
+    ``jax.jit`` of a convolutional network's gradient.
 
     Args:
       backend: ``"cpu"``, ``"gpu"``, ``"tpu"``; ``None`` for JAX's default backend.
