@@ -169,8 +169,10 @@ def auto_conv(*args, **kwargs):
 
     On the CPU, one second-order MAML meta-step of Conv-4 (5-way 1-shot, 32 tasks)
     takes 3.4 s with im2col and 82 s with XLA's convolution; a ProtoNet step on shared
-    weights takes 0.42 s with XLA's and 0.62 s with im2col
-    (``benchmarks/maml_speed/README.md``).
+    weights takes 0.42 s with XLA's and 0.62 s with im2col; compiled with
+    :func:`metajax.compiler_options`, XLA's is faster still (0.89 -> 0.40 s per 60-way
+    step on a slower machine) (``benchmarks/maml_speed/README.md``,
+    ``benchmarks/torch_speed/README.md``).
     """
     per_task = in_per_task_weights() and jax.default_backend() == "cpu"
     conv = im2col_conv if per_task else jax.lax.conv_general_dilated
@@ -263,7 +265,7 @@ def conv4(
         gradient-based learner adapts the weights per task (see
         :func:`~metajax.core.tracing.per_task_weights`), ``"xla"`` everywhere else.
         Same parameters, same outputs; on the CPU, ``"im2col"`` is many times faster
-        for per-task weights (MAML-style learners) and ``"xla"`` about 1.5x faster for
+        for per-task weights (MAML-style learners) and ``"xla"`` 1.5x or more faster for
         shared ones (metric learners).
 
     Example:
