@@ -32,8 +32,8 @@ _CPU_OPTIONS = {
 
 @functools.cache
 def _cpu_options_accepted() -> bool:
-    # The option is experimental: a jaxlib that renames or drops it refuses to compile
-    # with it, and then metajax compiles with XLA's defaults.
+    # The options are XLA's, not JAX's: a jaxlib that renames or drops one refuses to
+    # compile with them, and then metajax compiles with XLA's defaults.
     try:
         jax.jit(lambda x: x + 1, compiler_options=_CPU_OPTIONS).lower(jnp.float32(0)).compile()
     except Exception:  # noqa: BLE001 - any refusal means the same: leave XLA's defaults
