@@ -4,7 +4,7 @@ import numpy as np
 import optax
 import pytest
 
-from metajax import init_state, make_train_step, maml, pool_sampler
+from metajax import compiler_options, init_state, make_train_step, maml, pool_sampler
 from metajax.core.tracing import adapts_per_task, traces_per_task_weights
 from metajax.nets.backbones import (
     BatchStatNorm,
@@ -179,8 +179,6 @@ def test_gradients_through_batch_norm_and_an_odd_sized_pool_are_finite():
 
 def test_compiler_options_give_the_same_convolution_gradients():
     # On the CPU they choose libraries and emitters, for speed and memory only.
-    from metajax import compiler_options
-
     assert compiler_options("gpu") == {} and compiler_options("tpu") == {}
     options = compiler_options()
     if jax.default_backend() == "cpu":

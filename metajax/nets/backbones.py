@@ -147,6 +147,8 @@ def _im2col_few_inputs_jvp(padding, precision, primals, tangents):
     y = _im2col(x, kernel, padding, precision)
     terms = []
     if not isinstance(x_dot, SymbolicZero):
+        # Through this function again, so that a second derivative's kernel term (MAML)
+        # takes the same layout.
         terms.append(_im2col_few_inputs(x_dot, kernel, padding, precision))
     if not isinstance(kernel_dot, SymbolicZero):
         kh, kw, cin, cout = kernel.shape
