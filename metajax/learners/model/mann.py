@@ -48,6 +48,7 @@ Choices of ours where the paper is silent or where we deviate (say so when compa
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -56,6 +57,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.custom_derivatives import SymbolicZero
 
 from metajax.core.distances import cosine_similarity
 from metajax.core.episodes import Episode, Split
@@ -338,6 +340,75 @@ class _Dense(nn.Module):
         return kernel, bias
 
 
+def _lstm_step(carry, gate_inputs, kernel, bias):
+    """One ``OptimizedLSTMCell`` step given its input's share of the gates (i, f, g, o)."""
+    c, h = carry
+    i, f, g, o = jnp.split(gate_inputs + h @ kernel + bias, 4, axis=-1)
+    i, f, g, o = jax.nn.sigmoid(i), jax.nn.sigmoid(f), jnp.tanh(g), jax.nn.sigmoid(o)
+    c_new = f * c + i * g
+    tanh_c = jnp.tanh(c_new)
+    return (c_new, o * tanh_c), (i, f, g, o, c, tanh_c)
+
+
+@jax.custom_jvp
+def lstm_recurrence(gate_inputs, kernel, bias, c, h):
+    """An LSTM over ``gate_inputs [T, 4H]`` (each step's input projection, gates i, f, g, o)
+    from ``(c, h)``: ``((c_T, h_T), hidden [T, H])``.
+
+    Its derivative rule gives the same derivatives as differentiating the loop, to any
+    order, but reverse mode does not accumulate the recurrent kernel's gradient one outer
+    product per step: the kernel's tangent enters as one matmul over all steps
+    (``h_{t-1} @ dW``) before the tangent loop, so its transpose is one matmul after the
+    backward loop. On the CPU the LSTM baseline's meta-step is 1.15x faster for it.
+    """
+
+    def step(carry, x):
+        carry, _ = _lstm_step(carry, x, kernel, bias)
+        return carry, carry[1]
+
+    return jax.lax.scan(step, (c, h), gate_inputs)
+
+
+@functools.partial(lstm_recurrence.defjvp, symbolic_zeros=True)
+def _lstm_recurrence_jvp(primals, tangents):
+    gate_inputs, kernel, bias, c0, h0 = primals
+    inputs_dot, kernel_dot, bias_dot, c0_dot, h0_dot = tangents
+
+    def step(carry, x):
+        carry, saved = _lstm_step(carry, x, kernel, bias)
+        return carry, (carry[1], saved)
+
+    (c, h), (hidden, (i, f, g, o, c_prev, tanh_c)) = jax.lax.scan(step, (c0, h0), gate_inputs)
+
+    def given(tangent, primal):
+        return jnp.zeros_like(primal) if isinstance(tangent, SymbolicZero) else tangent
+
+    # Every term of the gates' tangent that does not pass through the recurrence.
+    drive = given(inputs_dot, gate_inputs)
+    if not isinstance(bias_dot, SymbolicZero):
+        drive = drive + bias_dot
+    if not isinstance(kernel_dot, SymbolicZero):
+        drive = drive + jnp.concatenate([h0[None], hidden[:-1]]) @ kernel_dot
+    # d(gate activations)/d(pre-activations), times what each multiplies in c and h.
+    slopes = jnp.concatenate(
+        [i * (1 - i) * g, f * (1 - f) * c_prev, i * (1 - g * g), o * (1 - o) * tanh_c], axis=-1
+    )
+    dh_dc = o * (1 - tanh_c * tanh_c)
+
+    def tangent_step(carry, xs):
+        dc, dh = carry
+        drive_t, slopes_t, f_t, dh_dc_t = xs
+        di, df, dg, do = jnp.split((drive_t + dh @ kernel) * slopes_t, 4, axis=-1)
+        dc = f_t * dc + di + df + dg
+        dh = dh_dc_t * dc + do
+        return (dc, dh), dh
+
+    (dc, dh), hidden_dot = jax.lax.scan(
+        tangent_step, (given(c0_dot, c0), given(h0_dot, h0)), (drive, slopes, f, dh_dc)
+    )
+    return ((c, h), hidden), ((dc, dh), hidden_dot)
+
+
 class _LSTMSequence(nn.Module):
     """A Flax ``OptimizedLSTMCell`` over a sequence and a linear layer on every hidden state.
 
@@ -345,6 +416,7 @@ class _LSTMSequence(nn.Module):
     layer one after it: inside the loop only the recurrent matmul remains. On the CPU
     that makes the LSTM baseline's meta-step 1.5x faster (``benchmarks/torch_speed``),
     and the input kernel's gradient one matmul instead of a sum over time steps.
+    :func:`lstm_recurrence` does the same for the recurrent kernel's gradient.
     """
 
     ways: int
@@ -355,16 +427,7 @@ class _LSTMSequence(nn.Module):
         input_kernel, recurrent_kernel, bias = _LSTMWeights(self.hidden, name="lstm")(
             inputs.shape[-1]
         )
-        projected = inputs @ input_kernel
-
-        def step(carry, projected_t):
-            c, h = carry
-            i, f, g, o = jnp.split(projected_t + h @ recurrent_kernel + bias, 4, axis=-1)
-            c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
-            h = jax.nn.sigmoid(o) * jnp.tanh(c)
-            return (c, h), h
-
-        state, hidden = jax.lax.scan(step, state, projected)
+        state, hidden = lstm_recurrence(inputs @ input_kernel, recurrent_kernel, bias, *state)
         return state, nn.Dense(self.ways, name="output")(hidden)
 
 
