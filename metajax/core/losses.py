@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import optax
+
+
+def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    """Softmax cross-entropy of ``logits [..., classes]`` against integer ``labels [...]``.
+
+    The same values and derivatives as ``optax.softmax_cross_entropy_with_integer_labels``
+    for labels in range, but the label's logit is picked by a one-hot mask, not a gather:
+    the gather's derivative is a scatter-add, which XLA:CPU runs as a loop over the
+    examples when vmapped (3 ms of the LSTM baseline's 20 ms meta-step, 800 examples).
+    """
+    picked = jnp.sum(jax.nn.one_hot(labels, logits.shape[-1], dtype=logits.dtype) * logits, -1)
+    return jax.nn.logsumexp(logits, axis=-1) - picked
 
 
 def classification_loss(logits: jax.Array, labels: jax.Array):
     """Mean cross-entropy and accuracy of ``logits`` ``[n, classes]`` against integer labels."""
-    loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+    loss = cross_entropy(logits, labels).mean()
     accuracy = jnp.mean(jnp.argmax(logits, -1) == labels)
     return loss, {"loss": loss, "accuracy": accuracy}
 

@@ -56,12 +56,12 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from jax.custom_derivatives import SymbolicZero
 
 from metajax.core.distances import cosine_similarity
 from metajax.core.episodes import Episode, Split
 from metajax.core.learner import Learner, checked
+from metajax.core.losses import cross_entropy
 from metajax.core.validation import check_bool, check_int, check_label_values
 from metajax.learners.model.sequence import (
     Sequence,
@@ -479,7 +479,7 @@ def _sequence_learner(network: nn.Module, initial_state, *, ways: int, instances
         """Cross-entropy over every step of the shuffled sequence, with per-instance accuracy."""
         sequence = _episode_sequence(episode, key, ways)
         _, logits = run(params, sequence)
-        losses = optax.softmax_cross_entropy_with_integer_labels(logits, sequence.y)
+        losses = cross_entropy(logits, sequence.y)
         correct = (jnp.argmax(logits, -1) == sequence.y).astype(logits.dtype)
         metrics = {"loss": losses.mean(), "accuracy": correct.mean()}
         for k in range(1, min(instances, MAX_REPORTED_INSTANCE) + 1):

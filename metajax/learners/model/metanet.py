@@ -67,12 +67,11 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from metajax.core.distances import cosine_similarity
 from metajax.core.episodes import Episode, Split
 from metajax.core.learner import Learner, checked
-from metajax.core.losses import classification_loss
+from metajax.core.losses import classification_loss, cross_entropy
 from metajax.core.validation import (
     check_bool,
     check_classes,
@@ -316,7 +315,7 @@ def meta_networks(
 
         def example_loss(slow, x, y):
             logits = net.apply({"params": slow}, x[None])[0]
-            return optax.softmax_cross_entropy_with_integer_labels(logits, y)
+            return cross_entropy(logits, y)
 
         grads = jax.vmap(jax.grad(example_loss), in_axes=(None, 0, 0))(params, support.x, support.y)
         return jax.lax.stop_gradient(grads) if first_order else grads
