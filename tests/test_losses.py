@@ -34,6 +34,14 @@ def test_cross_entropy_equals_optax_in_value_and_to_second_order():
             np.testing.assert_allclose(ours[name], theirs[name], rtol=1e-12, atol=1e-12)
 
 
+def test_cross_entropy_takes_minus_infinity_for_masked_classes():
+    logits = jnp.array([[0.0, -jnp.inf, 1.0], [2.0, 0.0, -jnp.inf]])
+    labels = jnp.array([2, 0])
+    loss, grad = jax.value_and_grad(lambda z: jnp.sum(cross_entropy(z, labels)))(logits)
+    np.testing.assert_allclose(loss, np.log(1 + np.exp(-1.0)) + np.log(1 + np.exp(-2.0)), rtol=1e-6)
+    assert np.isfinite(grad).all() and float(grad[0, 1]) == 0.0
+
+
 def test_classification_loss_reports_mean_cross_entropy_and_accuracy():
     logits = jnp.array([[2.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
     loss, metrics = classification_loss(logits, jnp.array([0, 1]))

@@ -13,8 +13,11 @@ def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
     for labels in range, but the label's logit is picked by a one-hot mask, not a gather:
     the gather's derivative is a scatter-add, which XLA:CPU runs as a loop over the
     examples when vmapped (3 ms of the LSTM baseline's 20 ms meta-step, 800 examples).
+    A ``where``, not a product, so that other classes' ``-inf`` logits (masked classes)
+    do not make ``0 * -inf``.
     """
-    picked = jnp.sum(jax.nn.one_hot(labels, logits.shape[-1], dtype=logits.dtype) * logits, -1)
+    mask = labels[..., None] == jnp.arange(logits.shape[-1])
+    picked = jnp.sum(jnp.where(mask, logits, 0), -1)
     return jax.nn.logsumexp(logits, axis=-1) - picked
 
 
