@@ -7,7 +7,7 @@ from metajax.core.losses import classification_loss, cross_entropy
 
 
 def test_cross_entropy_equals_optax_in_value_and_to_second_order():
-    # The one-hot form replaces optax's gather (whose derivative is a scatter loop on the
+    # The where form replaces optax's gather (whose derivative is a scatter loop on the
     # CPU); values, gradients and Hessian-vector products must be the same, vmapped too.
     with jax.enable_x64(True):
         keys = jax.random.split(jax.random.key(0), 3)
