@@ -188,6 +188,22 @@ def _paper_jobs() -> list[Job]:
     ]
     jobs += [
         Job(
+            f"{method.lower()}-{ways}w{shots}s",
+            "maml_omniglot",
+            ("--methods", method, "--ways", str(ways), "--shots", str(shots)),
+            (Row(method, f"{ways}w{shots}s"),),
+        )
+        for method, ways in (
+            ("Reptile", 5),
+            ("Reptile", 20),
+            ("Meta-SGD", 5),
+            ("Meta-SGD", 20),
+            ("ANIL", 20),
+        )
+        for shots in (1, 5)
+    ]
+    jobs += [
+        Job(
             f"mann-{method.lower()}",
             "mann_omniglot",
             ("--methods", method),

@@ -10,47 +10,114 @@ import optax
 
 import metajax as mj
 
-# Finn et al. 2017 Table 1 (MAML, first-order MAML); Rajeswaran et al. 2019 Table 2 (iMAML-HF).
+# Finn et al. 2017 Table 1 (MAML, first-order MAML); Rajeswaran et al. 2019 Table 2 (iMAML-HF);
+# Nichol et al. 2018 Table 1 (Reptile, transductive: every row here is, see ``TRANSDUCTIVE``);
+# Li et al. 2017 Table 1 (Meta-SGD); Raghu et al. 2020 Table 2 (ANIL, 20-way only).
 PAPER = {
-    ("MAML", 5): 0.987,
-    ("MAML", 20): 0.958,
-    ("FOMAML", 5): 0.983,
-    ("FOMAML", 20): 0.894,
-    ("iMAML", 5): 0.9916,
-    ("iMAML", 20): 0.9446,
+    ("MAML", 5, 1): 0.987,
+    ("MAML", 5, 5): 0.999,
+    ("MAML", 20, 1): 0.958,
+    ("MAML", 20, 5): 0.989,
+    ("FOMAML", 5, 1): 0.983,
+    ("FOMAML", 5, 5): 0.992,
+    ("FOMAML", 20, 1): 0.894,
+    ("FOMAML", 20, 5): 0.979,
+    ("iMAML", 5, 1): 0.9916,
+    ("iMAML", 20, 1): 0.9446,
+    ("Reptile", 5, 1): 0.9768,
+    ("Reptile", 5, 5): 0.9948,
+    ("Reptile", 20, 1): 0.8943,
+    ("Reptile", 20, 5): 0.9712,
+    ("Meta-SGD", 5, 1): 0.9953,
+    ("Meta-SGD", 5, 5): 0.9993,
+    ("Meta-SGD", 20, 1): 0.9593,
+    ("Meta-SGD", 20, 5): 0.9897,
+    ("ANIL", 20, 1): 0.962,
+    ("ANIL", 20, 5): 0.980,
 }
+# Conv-4's batch norm normalises with the statistics of the batch it is given, and the
+# learners adapt on the support and predict the query set as one batch: evaluation uses
+# statistics over the test episode's query set (transductive), as in the papers' code.
+# Nichol et al. report Reptile both ways; its transductive numbers are the ones above.
+TRANSDUCTIVE = True
+METHODS = ("MAML", "FOMAML", "iMAML", "Reptile", "Meta-SGD", "ANIL")
 
 
 def learner_for(method: str, ways: int, config: dict):
-    model = mj.conv4(outputs=ways, convolution=config["convolution"])
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    conv = dict(convolution=config["convolution"])
+    if method == "ANIL":
+        return mj.anil(mj.conv4(**conv), outputs=ways, **config["maml"][ways])
+    model = mj.conv4(outputs=ways, **conv)
     if method == "iMAML":
         return mj.imaml(model, **config["imaml"][ways])
+    if method == "Reptile":
+        c = config["reptile"]
+        return mj.reptile(
+            model,
+            inner_optimizer=optax.adam(c["inner_learning_rate"], b1=0.0),
+            inner_steps=c["inner_steps"],
+            test_inner_steps=c["test_inner_steps"],
+        )
+    if method == "Meta-SGD":
+        return mj.metasgd(model, **config["metasgd"])
     return mj.maml(model, first_order=method == "FOMAML", **config["maml"][ways])
 
 
+def optimizer_for(method: str, steps: int, config: dict) -> optax.GradientTransformation:
+    """Adam for every method but Reptile, whose outer step is SGD at epsilon annealed
+    linearly to 0 over the run (Nichol et al. 2018)."""
+    if method == "Reptile":
+        return optax.sgd(optax.linear_schedule(config["reptile"]["epsilon"], 0.0, steps))
+    return optax.adam(config["learning_rate"])
+
+
+def tasks_for(method: str, ways: int, config: dict) -> int:
+    return config["reptile"]["tasks"] if method == "Reptile" else config["tasks"][ways]
+
+
+def steps_for(method: str, ways: int, config: dict) -> int:
+    own = config["reptile"].get("steps") if method == "Reptile" else None
+    return (own or config["steps"])[ways]
+
+
 def train_and_evaluate(
-    config: dict, method: str, ways: int, *, data_dir=None, workdir=None, progress=True
+    config: dict,
+    method: str,
+    ways: int,
+    shots: int = 1,
+    *,
+    data_dir=None,
+    workdir=None,
+    progress=True,
 ):
     ds = mj.datasets.load("omniglot", data_dir=data_dir)
     pool = ds.pool("train")
     if config["trainval"]:
         pool = np.concatenate([pool, ds.pool("val")])
-    shots, queries = config["shots"], config["queries"]
-    train = mj.pool_sampler(pool, ways=ways, shots=shots, queries=queries)
+    queries = config["queries"]
+    train_shots, train_queries = shots, queries
+    if method == "Reptile":
+        # Reptile trains on more shots than it is tested with (Nichol et al.: 10 on
+        # Omniglot); its update needs no query set, which only scores the training metrics.
+        train_shots, train_queries = config["reptile"]["train_shots"], config["reptile"]["queries"]
+    train = mj.pool_sampler(pool, ways=ways, shots=train_shots, queries=train_queries)
     test = mj.pool_sampler(ds.pool("test"), ways=ways, shots=shots, queries=queries)
     learner = learner_for(method, ways, config)
     key = jax.random.key(config["seed"])
+    steps, tasks = steps_for(method, ways, config), tasks_for(method, ways, config)
     start = time.perf_counter()
     state, history = mj.meta_train(
         learner,
         train,
-        optax.adam(config["learning_rate"]),
-        steps=config["steps"][ways],
+        optimizer_for(method, steps, config),
+        steps=steps,
         key=key,
-        tasks=config["tasks"][ways],
+        tasks=tasks,
         log_every=config["log_every"],
         progress=progress,
-        metrics_path=None if workdir is None else f"{workdir}/{method}_{ways}w.jsonl",
+        metrics_path=None if workdir is None else f"{workdir}/{method}_{ways}w{shots}s.jsonl",
         time_limit=config.get("time_limit"),
     )
     jax.block_until_ready(state.params)
@@ -71,11 +138,13 @@ def train_and_evaluate(
         metric="accuracy",
         value=result.mean["accuracy"],
         ci95=result.ci95["accuracy"],
-        paper=PAPER[(method, ways)],
+        paper=PAPER.get((method, ways, shots)),
+        transductive=TRANSDUCTIVE,
         steps=int(state.step),
-        scheduled_steps=config["steps"][ways],
+        scheduled_steps=steps,
         time_limit_s=config.get("time_limit"),
-        tasks=config["tasks"][ways],
+        tasks=tasks,
+        train_shots=train_shots,
         test_episodes=config["eval_episodes"],
         wall_s=round(wall, 1),
         final_train_loss=history[-1]["loss"] if history else None,
@@ -84,11 +153,21 @@ def train_and_evaluate(
 
 
 def run(config: dict, *, data_dir=None, workdir=None, progress=True):
-    """Every ways and method of ``config``; yields each run's record as the run ends."""
+    """Every ways, shots and method of ``config``; yields each run's record as it ends."""
+    for method in config["methods"]:
+        if method not in METHODS:
+            raise ValueError(f"methods must be among {METHODS}, got {method!r}")
     for ways in config["ways"]:
-        for method in config["methods"]:
-            yield [
-                train_and_evaluate(
-                    config, method, ways, data_dir=data_dir, workdir=workdir, progress=progress
-                )
-            ]
+        for shots in config["shots"]:
+            for method in config["methods"]:
+                yield [
+                    train_and_evaluate(
+                        config,
+                        method,
+                        ways,
+                        shots,
+                        data_dir=data_dir,
+                        workdir=workdir,
+                        progress=progress,
+                    )
+                ]
