@@ -1,0 +1,48 @@
+"""Smoke tests on generated Omniglot-shaped data: each side trains two tiny steps and
+evaluates after each; the records pair them."""
+
+import pytest
+from harness.testing import import_own, use_fake_data
+
+train, default = import_own(__file__, "train", "configs.default")
+
+
+def tiny_config(**overrides):
+    config = default.get_config()
+    config.update(filters=4, blocks=2, queries=1, tasks=1, steps=2, eval_at=(1, 2))
+    config.update(eval_episodes=2, torch_threads=1, **overrides)
+    return config
+
+
+def test_metajax_side_evaluates_at_every_given_step(monkeypatch, tmp_path):
+    use_fake_data(monkeypatch, train)
+    config = tiny_config()
+    pools = train.export_pools(config, None, tmp_path)
+    evaluations = train.train_metajax(config, "FOMAML", pools)
+    assert [e["step"] for e in evaluations] == [1, 2]
+    assert all(0.0 <= e["accuracy"] <= 1.0 and e["train_s"] > 0 for e in evaluations)
+
+
+def test_both_sides_give_paired_records(monkeypatch):
+    use_fake_data(monkeypatch, train)
+    config = tiny_config(methods=("MAML",))
+    try:
+        records = [r for batch in train.run(config) for r in batch]
+    except FileNotFoundError:
+        pytest.skip("no PyTorch venv: bash benchmarks/maml_speed/setup_env.sh")
+    assert [r["steps"] for r in records] == [1, 2]
+    for r in records:
+        assert r["baseline"] == "MAML (learn2learn 0.2.0)" and r["transductive"] is True
+        assert 0.0 <= r["baseline_value"] <= 1.0 and isinstance(r["within_cis"], bool)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (dict(methods=("MAML", "ANIL")), "methods must be among .*'ANIL'"),
+        (dict(eval_at=(0, 2)), r"eval_at must be steps in \[1, 2\], got \(0, 2\)"),
+    ],
+)
+def test_bad_config_is_refused_by_name(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        next(train.run(tiny_config(**overrides)))
