@@ -9,7 +9,8 @@ meta-batch, one Adam step) on metajax's Conv-4 in torch (``maml_speed/l2l_maml.p
 at every step of ``--eval-at`` scores ``--eval-episodes`` test episodes: adapt
 ``--test-inner-steps`` steps on the support set, predict the query set as one batch
 (batch norm on the batch's statistics: transductive, as metajax). Prints one JSON line
-per evaluation, then one with the run's totals.
+per evaluation (with ``inner_loss_first``, the support loss before adaptation averaged
+over the steps since the last evaluation), then one with the run's totals.
 
   .venv-l2l/bin/python l2l_train.py --data pools.npz --steps 200 --eval-at 100 200
 """
@@ -80,20 +81,23 @@ def main(argv=None):
     test_generator = torch.Generator().manual_seed(args.seed + 1)
 
     def meta_step():
+        """The mean query loss after adaptation and support loss before it."""
         optimizer.zero_grad()
-        total = 0.0
+        total, before = 0.0, 0.0
         for _ in range(args.tasks):
             (support_x, support_y), (query_x, query_y) = sample_task(train_pool, **episode)
             learner = maml.clone()
-            for _ in range(args.inner_steps):
-                learner.adapt(loss_fn(learner(support_x), support_y))
+            for i in range(args.inner_steps):
+                support_loss = loss_fn(learner(support_x), support_y)
+                before += support_loss.item() if i == 0 else 0.0
+                learner.adapt(support_loss)
             query_loss = loss_fn(learner(query_x), query_y)
             query_loss.backward()
             total += query_loss.item()
         for p in maml.parameters():
             p.grad.mul_(1.0 / args.tasks)
         optimizer.step()
-        return total / args.tasks
+        return total / args.tasks, before / args.tasks
 
     def evaluate():
         accuracies = []
@@ -112,15 +116,24 @@ def main(argv=None):
                 accuracies.append((learner(query_x).argmax(1) == query_y).float().mean().item())
         return mean_ci95(accuracies)
 
-    train_s, loss = 0.0, float("nan")
+    train_s, loss, since_last = 0.0, float("nan"), []
     for step in range(1, args.steps + 1):
         start = time.perf_counter()
-        loss = meta_step()
+        loss, before = meta_step()
         train_s += time.perf_counter() - start
+        since_last.append(before)
         if step in args.eval_at:
             accuracy, ci95 = evaluate()
-            record = dict(step=step, accuracy=accuracy, ci95=ci95, loss=loss, train_s=train_s)
+            record = dict(
+                step=step,
+                accuracy=accuracy,
+                ci95=ci95,
+                loss=loss,
+                inner_loss_first=float(np.mean(since_last)),
+                train_s=train_s,
+            )
             print(json.dumps(record), flush=True)
+            since_last = []
     versions = dict(
         torch=torch.__version__,
         learn2learn=importlib.metadata.version("learn2learn"),

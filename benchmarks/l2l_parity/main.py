@@ -19,6 +19,7 @@ main = harness.benchmark(
     harness.override("--methods", nargs="+", choices=("MAML", "FOMAML")),
     harness.STEPS,
     harness.TASKS,
+    harness.SEED,
     harness.DATA_DIR,
     harness.option("--venv", help="the PyTorch venv (maml_speed/.venv-l2l)"),
 )

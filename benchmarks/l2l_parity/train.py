@@ -66,12 +66,13 @@ def train_metajax(config: dict, method: str, pools: Path) -> list[dict]:
     key = jax.random.key(config["seed"])
     state = mj.init_state(learner, optimizer, train, key)
     step = mj.make_train_step(learner, optimizer, train, tasks=config["tasks"])
-    evaluations, train_s = [], 0.0
+    evaluations, train_s, since_last = [], 0.0, []
     for i in range(1, config["steps"] + 1):
         start = time.perf_counter()
         state, metrics = step(state, train.data)
         jax.block_until_ready(state)
         train_s += time.perf_counter() - start
+        since_last.append(float(metrics["inner_loss_first"]))
         if i in config["eval_at"]:
             result = mj.evaluate(
                 learner,
@@ -87,9 +88,11 @@ def train_metajax(config: dict, method: str, pools: Path) -> list[dict]:
                     accuracy=result.mean["accuracy"],
                     ci95=result.ci95["accuracy"],
                     loss=float(metrics["loss"]),
+                    inner_loss_first=float(np.mean(since_last)),
                     train_s=train_s,
                 )
             )
+            since_last = []
     return evaluations
 
 
@@ -131,6 +134,13 @@ def train_learn2learn(config: dict, method: str, pools: Path, *, venv=None):
     return lines[:-1], lines[-1]["versions"]
 
 
+def setting(config: dict, step: int) -> str:
+    """``"5w1s, 200 updates of 8"``; ``", seed 1"`` added for every seed but 0."""
+    c = config
+    seed = f", seed {c['seed']}" if c["seed"] else ""
+    return f"{c['ways']}w{c['shots']}s, {step} updates of {c['tasks']}{seed}"
+
+
 def run(config: dict, *, data_dir=None, venv=None):
     """Every method of ``config`` on both sides; yields its records (one per evaluation)."""
     for method in config["methods"]:
@@ -154,7 +164,7 @@ def run(config: dict, *, data_dir=None, venv=None):
                         benchmark="l2l_parity",
                         method=f"{method} (metajax)",
                         dataset="omniglot-vinyals",
-                        setting=f"{c['ways']}w{c['shots']}s, {a['step']} updates of {c['tasks']}",
+                        setting=setting(c, a["step"]),
                         metric="accuracy",
                         value=a["accuracy"],
                         ci95=a["ci95"],
@@ -171,6 +181,10 @@ def run(config: dict, *, data_dir=None, venv=None):
                         baseline_train_s=round(b["train_s"], 1),
                         final_train_loss=a["loss"],
                         baseline_final_train_loss=b["loss"],
+                        # The support loss before adaptation, averaged since the last
+                        # evaluation: where FOMAML's grew (issue 16), on both sides.
+                        inner_loss_first=a["inner_loss_first"],
+                        baseline_inner_loss_first=b["inner_loss_first"],
                         inner_lr=c["inner_lr"],
                         inner_steps=c["inner_steps"],
                         test_inner_steps=c["test_inner_steps"],
@@ -180,7 +194,9 @@ def run(config: dict, *, data_dir=None, venv=None):
                 print(
                     f"{method} after {a['step']} updates: metajax {100 * a['accuracy']:.2f} "
                     f"± {100 * a['ci95']:.2f}, learn2learn {100 * b['accuracy']:.2f} ± "
-                    f"{100 * b['ci95']:.2f}, within the intervals: {records[-1]['within_cis']}",
+                    f"{100 * b['ci95']:.2f}, within the intervals: {records[-1]['within_cis']}; "
+                    f"support loss before adaptation {a['inner_loss_first']:.3f} / "
+                    f"{b['inner_loss_first']:.3f}",
                     flush=True,
                 )
             yield records
