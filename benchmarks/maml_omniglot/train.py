@@ -44,8 +44,7 @@ METHODS = ("MAML", "FOMAML", "iMAML", "Reptile", "Meta-SGD", "ANIL")
 
 
 def learner_for(method: str, ways: int, config: dict):
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    # ``run`` checked ``method`` against METHODS.
     conv = dict(convolution=config["convolution"])
     if method == "ANIL":
         return mj.anil(mj.conv4(**conv), outputs=ways, **config["maml"][ways])
