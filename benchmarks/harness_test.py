@@ -45,6 +45,7 @@ def write_benchmark(root, name="toy", steps=3):
                 for method in methods or ("A", "B"):
                     yield [dict(benchmark=NAME, method=method, dataset="d", setting="s",
                                 metric="accuracy", value=0.5, ci95=0.01, paper=None,
+                                transductive=False,
                                 steps=config["steps"], inner=config["settings"]["a"]["steps"],
                                 workdir=workdir)]
             """

@@ -24,6 +24,7 @@ def test_write_and_render(tmp_path):
         value=0.9812,
         ci95=0.0021,
         paper=0.988,
+        transductive=True,
         steps=10,
         wall_s=1.5,
     )
@@ -33,7 +34,7 @@ def test_write_and_render(tmp_path):
         assert key in saved
     assert saved["versions"]["jax"]
     table = render_results_table(tmp_path)
-    assert "| 98.12 | 0.21 | 98.80 |" in table
+    assert "| 98.12 | 0.21 | 98.80 | yes | 10 |" in table
     md = tmp_path / "RESULTS.md"
     md.write_text("# R\n<!-- results:begin -->\nold\n<!-- results:end -->\ntail\n")
     update_results_markdown(md, tmp_path)
@@ -41,3 +42,9 @@ def test_write_and_render(tmp_path):
     assert "old" not in text and "98.12" in text and text.endswith("tail\n")
     with pytest.raises(ValueError, match=r"missing \['value'\]"):
         write_result(tmp_path, {k: v for k, v in record.items() if k != "value"})
+    # An accuracy without the evaluation's kind could not be compared with its paper.
+    for bad in ({}, {"transductive": "yes"}):
+        unlabelled = {k: v for k, v in record.items() if k != "transductive"} | bad
+        with pytest.raises(ValueError, match="boolean 'transductive'"):
+            write_result(tmp_path, unlabelled)
+    write_result(tmp_path, {**record, "metric": "mse", "transductive": None})

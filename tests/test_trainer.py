@@ -11,6 +11,7 @@ from metajax import (
     NonFiniteError,
     evaluate,
     init_state,
+    is_transductive,
     make_evaluator,
     make_train_step,
     maml,
@@ -172,6 +173,56 @@ def test_evaluate_is_deterministic_by_key(digits_sampler):
     a = evaluate(learner, params, digits_sampler, key=jax.random.key(3), episodes=30)
     b = evaluate(learner, params, digits_sampler, key=jax.random.key(3), episodes=30)
     assert a == b
+
+
+def _reads_queries(read):
+    """A learner whose logits for each query are ``read(query_x)``: no support needed."""
+
+    def predict(params, support, query_x, key=None):
+        return read(query_x.reshape(query_x.shape[0], -1)[:, :3] * params)
+
+    return Learner(init=lambda key, episode: jnp.ones(()), loss=None, predict=predict)
+
+
+@pytest.mark.parametrize(
+    "read, expected",
+    [
+        (lambda q: q, False),  # each query alone
+        (lambda q: q - q.mean(0), True),  # batch statistics over the query set
+        (lambda q: jnp.cumsum(q, 0), True),  # a causal pass: only the last query sees the rest
+        (lambda q: jnp.cumsum(q[::-1], 0)[::-1], True),  # and the reverse: only the first
+        # -inf for a class absent from the support (TapNet) is compared as such.
+        (lambda q: q.at[:, 0].set(-jnp.inf), False),
+        (lambda q: (q - q.mean(0)).at[:, 0].set(-jnp.inf), True),
+    ],
+)
+def test_is_transductive_detects_any_dependence_on_other_queries(digits_sampler, read, expected):
+    learner = _reads_queries(read)
+    key = jax.random.key(0)
+    assert is_transductive(learner, jnp.ones(()), digits_sampler, key=key) is expected
+
+
+def test_is_transductive_on_real_learners(digits_sampler):
+    episode = digits_sampler.sample(jax.random.key(1), digits_sampler.data)
+    plain = protonet(mlp(hidden=(16,)))
+    params = plain.init(jax.random.key(0), episode)
+    assert is_transductive(plain, params, digits_sampler, key=jax.random.key(2)) is False
+    # MAML's adaptation reads the support set only; the query set is one batch of an MLP.
+    adapted = maml(mlp(hidden=(16,), outputs=3), inner_lr=0.1, inner_steps=1)
+    params = adapted.init(jax.random.key(0), episode)
+    assert is_transductive(adapted, params, digits_sampler, key=jax.random.key(2)) is False
+
+
+def test_is_transductive_arguments(digits_sampler):
+    learner = _reads_queries(lambda q: q)
+    key = jax.random.key(0)
+    with pytest.raises(ValueError, match=r"rtol must be > 0, got 0"):
+        is_transductive(learner, jnp.ones(()), digits_sampler, key=key, rtol=0)
+    two = pool_sampler(load_digits().pool("train"), ways=2, shots=1, queries=1)
+    with pytest.raises(
+        ValueError, match=r"sampler: is_transductive needs .* at least 3 queries, got 2"
+    ):
+        is_transductive(learner, jnp.ones(()), two, key=key)
 
 
 def test_bad_trainer_arguments(digits_sampler):

@@ -49,8 +49,9 @@ def write_result(results_dir: str | os.PathLike, record: dict) -> Path:
     On an accelerator the name ends in ``__<backend>`` (``__gpu``, ``__tpu``), so that a
     GPU run sits beside the CPU run of the same setting instead of replacing it.
 
-    ``record`` must hold ``benchmark, method, dataset, setting, metric, value``;
-    ``ci95, paper, steps, wall_s`` and anything else are kept. The command, the
+    ``record`` must hold ``benchmark, method, dataset, setting, metric, value``, and an
+    accuracy a boolean ``transductive``; ``ci95, paper, steps, wall_s`` and anything
+    else are kept. The command, the
     environment and the date are added; a record that already holds ``device`` and
     ``versions`` (measured in a child process) keeps them, and its ``backend``.
     The file is replaced atomically, so the latest run of a setting is the one shown.
@@ -58,6 +59,14 @@ def write_result(results_dir: str | os.PathLike, record: dict) -> Path:
     missing = [k for k in REQUIRED if k not in record]
     if missing:
         raise ValueError(f"record is missing {missing}")
+    if str(record["metric"]).startswith("accuracy") and not isinstance(
+        record.get("transductive"), bool
+    ):
+        raise ValueError(
+            "record: an accuracy needs a boolean 'transductive' (whether a query's "
+            "prediction reads the other queries of its episode, mj.is_transductive), "
+            f"got {record.get('transductive')!r}"
+        )
     # A record measured in another process (another device count) brings its own
     # device, versions and backend; this process's devices are not the ones measured.
     measured_elsewhere = "device" in record and "versions" in record
@@ -96,12 +105,15 @@ def _number(value, metric: str) -> str:
     return f"{100 * value:.2f}" if metric == "accuracy" else f"{value:.4g}"
 
 
+_TRANSDUCTIVE = {True: "yes", False: "no"}
+
+
 def render_results_table(results_dir: str | os.PathLike) -> str:
     """A Markdown table of every result beside the paper's number (accuracies in %)."""
     lines = [
-        "| benchmark | method | dataset | setting | metric | metajax | ± 95% CI | paper | steps "
-        "| train wall s | device | date |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| benchmark | method | dataset | setting | metric | metajax | ± 95% CI | paper "
+        "| transductive | steps | train wall s | device | date |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in load_results(results_dir):
         metric = r["metric"]
@@ -117,6 +129,7 @@ def render_results_table(results_dir: str | os.PathLike) -> str:
                     _number(r["value"], metric),
                     _number(r.get("ci95"), metric),
                     _number(r.get("paper"), metric),
+                    _TRANSDUCTIVE.get(r.get("transductive"), "–"),
                     str(r.get("steps", "–")),
                     str(r.get("wall_s", "–")),
                     r.get("device", "–"),

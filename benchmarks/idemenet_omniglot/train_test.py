@@ -29,4 +29,6 @@ def test_run_writes_complete_records(monkeypatch):
     for record in (idemenet, protonet):
         assert record["setting"] == "5w1s" and record["paper"] is None
         assert record["steps"] == 2 and 0.0 <= record["value"] <= 1.0 and record["ci95"] >= 0.0
+        assert record["transductive"] is True  # Conv-4's batch norm over the query set
     assert gain["value"] == pytest.approx(idemenet["value"] - protonet["value"])
+    assert gain["transductive"] is True

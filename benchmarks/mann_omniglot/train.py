@@ -110,6 +110,7 @@ def train_and_evaluate(config: dict, method: str, *, data_dir=None, workdir=None
                 dataset="omniglot-vinyals",
                 setting=f"{ways}-way instance {k}",
                 metric="accuracy",
+                transductive=mj.is_transductive(learner, state.params, test, key=key),
                 value=value,
                 ci95=ci95,
                 paper=PAPER[method][k] if ways == 5 else None,

@@ -31,3 +31,4 @@ def test_run_writes_complete_records(method, monkeypatch):
     for r in records:
         assert r["steps"] == 2 and r["method"] == method and r["metric"] == "accuracy"
         assert 0.0 <= r["value"] <= 1.0 and r["ci95"] >= 0.0
+        assert r["transductive"] is False  # no batch norm: the sequence alone

@@ -65,6 +65,7 @@ def train_and_evaluate(
         dataset="omniglot-vinyals",
         setting=f"{ways}w{shots}s",
         metric="accuracy",
+        transductive=mj.is_transductive(learner, state.params, test, key=key),
         value=result.mean["accuracy"],
         ci95=result.ci95["accuracy"],
         paper=PAPER[(ways, shots)],

@@ -12,3 +12,4 @@ def test_run_writes_complete_records(monkeypatch):
     ((record,),) = train.run(config, shots=[1], progress=False)
     assert record["setting"] == "5w1s" and record["paper"] == 0.988
     assert 0.0 <= record["value"] <= 1.0 and record["ci95"] >= 0.0
+    assert record["transductive"] is True  # Conv-4's batch norm over the query set

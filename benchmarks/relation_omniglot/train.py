@@ -57,6 +57,7 @@ def train_and_evaluate(config: dict, setting: str, *, data_dir=None, workdir=Non
         dataset="omniglot-vinyals",
         setting=setting,
         metric="accuracy",
+        transductive=mj.is_transductive(learner, state.params, test, key=key),
         value=result.mean["accuracy"],
         ci95=result.ci95["accuracy"],
         paper=PAPER[setting],

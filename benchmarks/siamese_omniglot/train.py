@@ -75,6 +75,7 @@ def train_and_evaluate(config: dict, *, data_dir=None, workdir=None, progress=Tr
             dataset="omniglot-lake",
             setting=f"{ways}w1s-within-alphabet",
             metric="accuracy",
+            transductive=mj.is_transductive(learner, state.params, test, key=key),
             value=result.mean["accuracy"],
             ci95=result.ci95["accuracy"],
             paper=PAPER,

@@ -15,5 +15,6 @@ def test_run_writes_complete_records(config_module, monkeypatch):
     ((record,),) = train.run(config, progress=False)
     assert record["setting"] == "20w1s-within-alphabet" and record["paper"] == 0.92
     assert 0.0 <= record["value"] <= 1.0 and record["ci95"] >= 0.0
+    assert record["transductive"] is True  # Conv-4's batch norm over the query set
     assert record["steps"] == 2 and record["test_trials"] == 80
     assert record["test_alphabets"] == LAKE_ALPHABETS["test"][0]

@@ -26,3 +26,4 @@ def test_run_writes_complete_records(monkeypatch):
     assert record["setting"] == "5w1s" and record["paper"] == 0.9907 and record["steps"] == 2
     assert record["method"] == "SNAIL" and record["benchmark"] == "snail_omniglot"
     assert 0.0 <= record["value"] <= 1.0 and record["ci95"] >= 0.0
+    assert record["transductive"] is True  # Conv-4's batch norm over the query set

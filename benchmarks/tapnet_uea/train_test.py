@@ -26,3 +26,4 @@ def test_run_writes_complete_records(monkeypatch):
     assert record["setting"] == "official split" and record["paper"] == 1.0
     assert record["steps"] == 2 and record["test_examples"] == 40 and record["seed"] == 3
     assert 0.0 <= record["ci95_low"] <= record["value"] <= record["ci95_high"] <= 1.0
+    assert record["transductive"] is True  # its encoder's batch norm over the query set

@@ -447,6 +447,84 @@ def evaluate(
     return make_evaluator(learner, sampler, episodes=episodes, batch=batch)(params, key)
 
 
+def is_transductive(
+    learner: Learner,
+    params: Any,
+    sampler: EpisodeSampler,
+    *,
+    key: Array,
+    rtol: float = 1e-4,
+) -> bool:
+    """Whether ``learner`` predicts a query from the other queries of its episode too.
+
+    A prediction is transductive when it reads the test episode's query set as a
+    whole: batch statistics over the queries (Conv-4's batch norm here keeps no running
+    averages), attention across queries, a query-set refinement. Papers report such
+    numbers apart (Nichol et al. 2018 give Reptile both ways), so a result should say
+    which it is. This measures it rather than trusting a label: the first and the last
+    query of an episode from ``sampler`` are predicted twice, once with the episode's
+    other queries and once with those replaced by the support's inputs, which changes
+    the query set's statistics. The answer is ``True`` when either prediction moves
+    by more than ``rtol`` of its size.
+
+    Args:
+      learner: the learner whose ``predict`` is probed.
+      params: its meta-parameters (trained or freshly initialised: the dependence is
+        the architecture's, but a degenerate init could hide it).
+      sampler: test episodes with at least 3 queries.
+      key: draws the episode and the (shared) key of both predictions.
+      rtol: the relative change counted as a dependence; float32 rounding of the same
+        computation is far below the default.
+
+    Example:
+      >>> import jax, numpy as np
+      >>> from metajax import conv4, mlp, pool_sampler, protonet
+      >>> sampler = pool_sampler(np.random.rand(6, 4, 16, 16, 1), ways=2, shots=1, queries=2)
+      >>> episode = sampler.sample(jax.random.key(1), sampler.data)
+      >>> for model in (conv4(filters=4), mlp(hidden=(8,))):
+      ...     learner = protonet(model)
+      ...     params = learner.init(jax.random.key(0), episode)
+      ...     print(is_transductive(learner, params, sampler, key=jax.random.key(2)))
+      True
+      False
+    """
+    check_learner(learner, needs=("predict",))
+    check_sampler("sampler", sampler)
+    check_key("key", key)
+    if not rtol > 0:
+        raise ValueError(f"rtol must be > 0, got {rtol!r}")
+    sample_key, predict_key = jax.random.split(key)
+    episode = sampler.sample(sample_key, sampler.data)
+    query_x = jnp.asarray(episode.query.x)
+    n = query_x.shape[0]
+    if n < 3:
+        raise ValueError(f"sampler: is_transductive needs episodes of at least 3 queries, got {n}")
+    predict = jax.jit(learner.predict)
+    base = predict(params, episode.support, query_x, predict_key)
+    # Real inputs in place of the other queries (the support's, cycled), not a transform
+    # of them: inputs may carry a mask channel, and a per-example normalisation would
+    # undo an affine change.
+    support_x = jnp.asarray(episode.support.x)
+    stand_ins = support_x[jnp.arange(n) % support_x.shape[0]].astype(query_x.dtype)
+    for probe in (0, n - 1):
+        others = (jnp.arange(n) != probe).reshape((n,) + (1,) * (query_x.ndim - 1))
+        out = predict(params, episode.support, jnp.where(others, stand_ins, query_x), predict_key)
+        if _moved(base[probe], out[probe], rtol):
+            return True
+    return False
+
+
+def _moved(before: Array, after: Array, rtol: float) -> bool:
+    # Logits may be -inf for classes absent from the support (TapNet's prototype slots):
+    # compare where both are finite; a change of which are finite is a change too.
+    finite = jnp.isfinite(before)
+    if not bool(jnp.all(finite == jnp.isfinite(after))):
+        return True
+    before, after = jnp.where(finite, before, 0.0), jnp.where(finite, after, 0.0)
+    scale = max(float(jnp.max(jnp.abs(before))), 1.0)
+    return float(jnp.max(jnp.abs(after - before))) > rtol * scale
+
+
 class Best(NamedTuple):
     """The best meta-validated parameters of a run: what its best checkpoint holds.
 
