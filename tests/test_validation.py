@@ -38,6 +38,7 @@ from metajax import (
     idemenet,
     imaml,
     init_state,
+    is_transductive,
     lstm_baseline,
     make_evaluator,
     make_train_step,
@@ -616,6 +617,11 @@ BAD_INPUTS = [
     case("make_evaluator", "episodes", lambda: make_evaluator(LEARNER, sampler(), episodes=1)),
     case("make_evaluator", "batch", lambda: make_evaluator(LEARNER, sampler(), batch=0)),
     case("evaluate", "episodes", lambda: evaluate(LEARNER, None, sampler(), key=KEY, episodes=1)),
+    case(
+        "is_transductive",
+        "rtol",
+        lambda: is_transductive(LEARNER, None, sampler(), key=KEY, rtol=0),
+    ),
     case(
         "meta_train",
         "steps",
