@@ -216,7 +216,7 @@ def test_is_transductive_on_real_learners(digits_sampler):
 def test_is_transductive_arguments(digits_sampler):
     learner = _reads_queries(lambda q: q)
     key = jax.random.key(0)
-    with pytest.raises(ValueError, match=r"rtol must be > 0, got 0"):
+    with pytest.raises(ValueError, match=r"rtol must be a number > 0.0 and finite, got 0"):
         is_transductive(learner, jnp.ones(()), digits_sampler, key=key, rtol=0)
     two = pool_sampler(load_digits().pool("train"), ways=2, shots=1, queries=1)
     with pytest.raises(

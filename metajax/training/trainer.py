@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from metajax.core.episodes import EpisodeSampler
 from metajax.core.learner import Learner
 from metajax.core.tracing import traces_per_task_weights
-from metajax.core.validation import check_int, check_key, check_optimizer
+from metajax.core.validation import check_float, check_int, check_key, check_optimizer
 from metajax.core.xla import compiler_options
 from metajax.training.checkpoint import checkpoint_manager, restore_state, save_state, write_atomic
 from metajax.training.distributed import check_tasks, replicate, replicated, task_sharded
@@ -491,8 +491,7 @@ def is_transductive(
     check_learner(learner, needs=("predict",))
     check_sampler("sampler", sampler)
     check_key("key", key)
-    if not rtol > 0:
-        raise ValueError(f"rtol must be > 0, got {rtol!r}")
+    check_float("rtol", rtol, 0.0, low_open=True)
     sample_key, predict_key = jax.random.split(key)
     episode = sampler.sample(sample_key, sampler.data)
     query_x = jnp.asarray(episode.query.x)
