@@ -74,11 +74,36 @@ def test_aligned_pairing_scores_only_the_diagonal(f64):
         np.testing.assert_allclose(learner.loss(params, episode, None)[0], ref, rtol=1e-12)
 
 
-@pytest.mark.parametrize("pairing", ["all", "aligned"])
-def test_gradients_match_finite_differences(f64, pairing):
+def test_episode_objective_is_the_n_way_cross_entropy_of_the_head(f64):
+    with jax.enable_x64(True):
+        episode = small_episode(jax.random.key(0), shots=2)
+        learner = siamese(mlp(hidden=(6,)), objective="episode")
+        params = f64(learner.init(jax.random.key(1), episode))
+        p = numpy_same_probability(params, episode.query.x, episode.support.x)  # [q, s]
+        logit = np.log(p) - np.log1p(-p)
+        ys, yq = np.asarray(episode.support.y), np.asarray(episode.query.y)
+        # A label's logit is the log-odds of its best support example (2 shots here).
+        best = np.stack([logit[:, ys == c].max(1) for c in range(4)], 1)
+        log_softmax = best - np.log(np.exp(best).sum(1, keepdims=True))
+        ref = -log_softmax[np.arange(len(yq)), yq].mean()
+        loss, metrics = jax.jit(learner.loss)(params, episode, None)
+        np.testing.assert_allclose(loss, ref, rtol=1e-10)
+        np.testing.assert_allclose(metrics["accuracy"], (best.argmax(1) == yq).mean())
+        # predict is the verification learner's: the objective changes training only.
+        np.testing.assert_array_equal(
+            learner.predict(params, episode.support, episode.query.x),
+            siamese(mlp(hidden=(6,))).predict(params, episode.support, episode.query.x),
+        )
+
+
+@pytest.mark.parametrize(
+    "pairing, objective",
+    [("all", "verification"), ("aligned", "verification"), ("all", "episode")],
+)
+def test_gradients_match_finite_differences(f64, pairing, objective):
     with jax.enable_x64(True):
         episode = small_episode(jax.random.key(6))
-        learner = siamese(mlp(hidden=(6,)), pairing=pairing)
+        learner = siamese(mlp(hidden=(6,)), pairing=pairing, objective=objective)
         params = f64(learner.init(jax.random.key(7), episode))
         check_grads(lambda p: learner.loss(p, episode)[0], (params,), order=2, modes=["rev"])
 
@@ -175,6 +200,10 @@ def test_bad_arguments_raise_naming_the_argument():
         siamese(pairing="diagonal")
     with pytest.raises(ValueError, match=r"distortion must be"):
         siamese(distortion=True)
+    with pytest.raises(ValueError, match=r"objective must be one of"):
+        siamese(objective="triplet")
+    with pytest.raises(ValueError, match=r"objective='episode'.*needs pairing='all'"):
+        siamese(pairing="aligned", objective="episode")
     pool = np.zeros((9, 4, 5), np.float32)
     with pytest.raises(ValueError, match=r"pairs=8 needs 12 distinct classes"):
         pair_sampler(pool, pairs=8)

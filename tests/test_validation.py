@@ -306,6 +306,7 @@ BAD_INPUTS = [
     case("matching_networks", "scale", lambda: matching_networks(scale=math.inf), r"finite"),
     case("siamese", "model", lambda: siamese(model=object())),
     case("siamese", "pairing", lambda: siamese(pairing="pairs")),
+    case("siamese", "objective", lambda: siamese(objective="triplet")),
     case("siamese", "distortion", lambda: siamese(distortion="koch")),
     case("siamese", "distortion.p", lambda: siamese(distortion=AffineDistortion(p=1.5))),
     case("siamese", "distortion.scale", lambda: siamese(distortion=AffineDistortion(scale=1.0))),

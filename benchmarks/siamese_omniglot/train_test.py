@@ -4,17 +4,42 @@
 import pytest
 from harness.testing import LAKE_ALPHABETS, import_own, use_fake_data
 
-train, default, paper = import_own(__file__, "train", "configs.default", "configs.paper")
+train, default, paper, ablation = import_own(
+    __file__, "train", "configs.default", "configs.paper", "configs.ablation"
+)
+
+METHODS = {
+    "paper": ["Siamese"],
+    "ablation": [
+        "Siamese",
+        "Siamese encoder, nearest prototype",
+        "Siamese (episode objective)",
+        "Siamese (episode objective) encoder, nearest prototype",
+        "ProtoNet (same episodes and steps)",
+    ],
+}
 
 
-@pytest.mark.parametrize("config_module", [default, paper], ids=["default", "paper"])
+def test_default_trains_koch_beside_protonet():
+    # Its run is the ablation's with one objective (the ablation's test covers the code).
+    config = default.get_config()
+    assert config["objectives"] == ("verification",) and config["compare_protonet"]
+    assert config["tag"] is None and ablation.get_config()["tag"]
+
+
+@pytest.mark.parametrize("config_module", [paper, ablation], ids=["paper", "ablation"])
 def test_run_writes_complete_records(config_module, monkeypatch):
     use_fake_data(monkeypatch, train)
     config = config_module.get_config()
     config.update(train_ways=5, queries=1, pairs=8, steps=2, eval_episodes=4, log_every=1)
-    ((record,),) = train.run(config, progress=False)
-    assert record["setting"] == "20w1s-within-alphabet" and record["paper"] == 0.92
-    assert 0.0 <= record["value"] <= 1.0 and record["ci95"] >= 0.0
-    assert record["transductive"] is True  # Conv-4's batch norm over the query set
-    assert record["steps"] == 2 and record["test_trials"] == 80
-    assert record["test_alphabets"] == LAKE_ALPHABETS["test"][0]
+    records = [record for (record,) in train.run(config, progress=False)]
+    name = config_module.__name__.rsplit(".", 1)[-1]
+    assert [r["method"] for r in records] == METHODS[name]
+    tag = ", ablation, 500 steps" if name == "ablation" else ""
+    for record in records:
+        assert record["setting"] == "20w1s-within-alphabet" + tag
+        assert 0.0 <= record["value"] <= 1.0 and record["ci95"] >= 0.0
+        assert record["transductive"] is True  # Conv-4's batch norm over the query set
+        assert record["steps"] == 2 and record["test_trials"] == 80
+        assert record["test_alphabets"] == LAKE_ALPHABETS["test"][0]
+    assert records[0]["paper"] == 0.92 and all(r["paper"] is None for r in records[1:])

@@ -32,6 +32,13 @@ def get_config():
         time_limit=3000.0,
         learning_rate=1e-3,
         decay_every=1000,
+        # "verification" is Koch's pairwise loss; "episode" trains the same twin and
+        # head with an N-way cross-entropy (an ablation: configs/ablation.py).
+        objectives=("verification",),
+        # Also read the trained twin with ProtoNet's rule, and train a ProtoNet on the
+        # same episodes for the same steps: the floor this row must clear.
+        compare_protonet=True,
+        tag=None,  # appended to the setting, so short runs do not replace the budget row
         test_ways=20,
         # 1000 runs of 20 one-shot trials each: 20000 trials over all 20 evaluation
         # alphabets. Koch et al. report 400 trials: two 20-trial runs for each of ten

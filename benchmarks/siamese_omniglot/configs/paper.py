@@ -20,5 +20,6 @@ def get_config():
         steps=50_000,
         decay_every=10_000,
         time_limit=None,
+        compare_protonet=False,  # pair minibatches are not N-way episodes
     )
     return config

@@ -42,10 +42,12 @@ import optax
 
 from metajax.core.episodes import Episode, EpisodeSampler, Split, check_pool
 from metajax.core.learner import Learner, checked
+from metajax.core.losses import classification_loss
 from metajax.core.validation import check_choice, check_float, check_int, check_key, check_model
 from metajax.nets.backbones import Model, conv4
 
 PAIRINGS = ("all", "aligned")
+OBJECTIVES = ("verification", "episode")
 
 
 class AffineDistortion(NamedTuple):
@@ -179,6 +181,7 @@ def siamese(
     *,
     pairing: str = "all",
     distortion: AffineDistortion | None = None,
+    objective: str = "verification",
 ) -> Learner:
     """Siamese Networks (Koch et al. 2015) as a :class:`~metajax.core.learner.Learner`.
 
@@ -186,10 +189,14 @@ def siamese(
     episode are embedded in one pass, so batch norm in the encoder uses the episode's
     statistics, as in :func:`~metajax.learners.metric.protonet.protonet`.
 
-    ``loss`` is the class-balanced binary cross-entropy of the verification head on
-    the episode's pairs (see the module docstring for ``pairing``); its metrics are
-    ``loss`` and ``accuracy``, the balanced same/different verification accuracy
-    (not N-way accuracy). ``predict`` returns, for each query, the log-odds of "same"
+    With ``objective="verification"`` (Koch's), ``loss`` is the class-balanced binary
+    cross-entropy of the verification head on the episode's pairs (see the module
+    docstring for ``pairing``); its metrics are ``loss`` and ``accuracy``, the
+    balanced same/different verification accuracy (not N-way accuracy). With
+    ``objective="episode"`` it is the N-way cross-entropy of ``predict``'s logits
+    against the query labels, and ``accuracy`` is N-way: the same twin and head,
+    trained for the test's decision (rank the right support example above the
+    others) rather than for a same/different threshold on each pair alone. ``predict`` returns, for each query, the log-odds of "same"
     against its best support example of every label: columns are labels
     ``0..n_support-1`` (protonet's convention), ``-inf`` for labels absent from the
     support set, so argmax picks the support example with the highest ``p``.
@@ -205,6 +212,9 @@ def siamese(
       distortion: random affine distortions of every training image (Koch et al.),
         drawn from ``loss``'s key; ``None`` to train on the images as they are.
         ``predict`` never distorts.
+      objective: ``"verification"`` (pairwise binary cross-entropy, Koch et al.) or
+        ``"episode"`` (N-way cross-entropy over the head's log-odds; needs
+        ``pairing="all"``).
 
     Example:
       >>> import jax
@@ -221,6 +231,12 @@ def siamese(
     """
     check_model("model", model, optional=True)
     check_choice("pairing", pairing, PAIRINGS)
+    check_choice("objective", objective, OBJECTIVES)
+    if objective == "episode" and pairing != "all":
+        raise ValueError(
+            f"objective='episode' ranks every support example for each query, so it needs "
+            f"pairing='all', got pairing={pairing!r}"
+        )
     if distortion is not None:
         check_distortion(distortion)
     model = conv4() if model is None else model
@@ -235,14 +251,17 @@ def siamese(
         features = int(np.prod(jax.eval_shape(model.apply, encoder, episode.support.x).shape[1:]))
         return {"encoder": encoder, "head": init_head(head_key, features)}
 
+    def best_per_label(params, h, support_y):
+        """Log-odds of each query against its best support example of every label."""
+        n_support = support_y.shape[0]
+        scores = verification_logits(params["head"], h[n_support:, None], h[None, :n_support])
+        # segment_max gives -inf to labels with no support example.
+        return jax.ops.segment_max(scores.T, support_y, num_segments=n_support).T
+
     def predict(params, support: Split, query_x, key=None):
         del key  # Deterministic: distortions are a training device.
-        n_support = support.x.shape[0]
         h = embed(params, jnp.concatenate([support.x, query_x]))
-        scores = verification_logits(params["head"], h[n_support:, None], h[None, :n_support])
-        # Best support example per label; segment_max gives -inf to labels with none.
-        best = jax.ops.segment_max(scores.T, support.y, num_segments=n_support)
-        return best.T
+        return best_per_label(params, h, support.y)
 
     def loss(params, episode: Episode, key=None):
         support, query = episode
@@ -258,6 +277,8 @@ def siamese(
             check_key("key", key)
             x = distort(key, x, distortion)
         h = embed(params, x)
+        if objective == "episode":
+            return classification_loss(best_per_label(params, h, support.y), query.y)
         hs, hq = h[:n_support], h[n_support:]
         if pairing == "all":
             logits = verification_logits(params["head"], hq[:, None], hs[None])
