@@ -16,7 +16,7 @@ import harness  # noqa: E402
 main = harness.benchmark(
     __file__,
     __doc__,
-    harness.override("--methods", nargs="+", choices=("MAML", "FOMAML")),
+    harness.override("--methods", nargs="+", choices=("MAML", "FOMAML", "Meta-SGD", "ANIL")),
     harness.STEPS,
     harness.TASKS,
     harness.SEED,

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from harness.speed import torch_python  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-METHODS = ("MAML", "FOMAML")
+METHODS = ("MAML", "FOMAML", "Meta-SGD", "ANIL")
 
 
 def export_pools(config: dict, data_dir, folder: Path) -> Path:
@@ -44,9 +44,35 @@ def export_pools(config: dict, data_dir, folder: Path) -> Path:
     return path
 
 
+def test_inner_steps(method: str, config: dict) -> int:
+    """Meta-SGD adapts its learned rates for the one step it was trained with (Li et al.)."""
+    return (
+        config["metasgd"]["test_inner_steps"]
+        if method == "Meta-SGD"
+        else config["test_inner_steps"]
+    )
+
+
 def learner_for(method: str, config: dict):
+    conv = dict(filters=config["filters"], blocks=config["blocks"])
+    if method == "ANIL":
+        return mj.anil(
+            mj.conv4(**conv),
+            outputs=config["ways"],
+            inner_lr=config["inner_lr"],
+            inner_steps=config["inner_steps"],
+            test_inner_steps=config["test_inner_steps"],
+        )
+    model = mj.conv4(outputs=config["ways"], **conv)
+    if method == "Meta-SGD":
+        return mj.metasgd(
+            model,
+            inner_steps=config["inner_steps"],
+            test_inner_steps=test_inner_steps(method, config),
+            lr_init=tuple(config["metasgd"]["lr_init"]),
+        )
     return mj.maml(
-        mj.conv4(outputs=config["ways"], filters=config["filters"], blocks=config["blocks"]),
+        model,
         inner_lr=config["inner_lr"],
         inner_steps=config["inner_steps"],
         test_inner_steps=config["test_inner_steps"],
@@ -107,7 +133,7 @@ def torch_command(config: dict, method: str, pools: Path, *, venv=None) -> list[
         f"--queries={c['queries']}",
         f"--inner-lr={c['inner_lr']}",
         f"--inner-steps={c['inner_steps']}",
-        f"--test-inner-steps={c['test_inner_steps']}",
+        f"--test-inner-steps={test_inner_steps(method, c)}",
         f"--tasks={c['tasks']}",
         f"--learning-rate={c['learning_rate']}",
         f"--steps={c['steps']}",
@@ -119,6 +145,10 @@ def torch_command(config: dict, method: str, pools: Path, *, venv=None) -> list[
         "--eval-at",
         *map(str, c["eval_at"]),
     ]
+    algorithm = {"Meta-SGD": "metasgd", "ANIL": "anil"}.get(method, "maml")
+    command += [f"--algorithm={algorithm}"]
+    if method == "Meta-SGD":
+        command += ["--lr-init", *map(str, c["metasgd"]["lr_init"])]
     return command + (["--first-order"] if method == "FOMAML" else [])
 
 
@@ -187,7 +217,7 @@ def run(config: dict, *, data_dir=None, venv=None):
                         baseline_inner_loss_first=b["inner_loss_first"],
                         inner_lr=c["inner_lr"],
                         inner_steps=c["inner_steps"],
-                        test_inner_steps=c["test_inner_steps"],
+                        test_inner_steps=test_inner_steps(method, c),
                         baseline_versions=versions,
                     )
                 )

@@ -23,23 +23,24 @@ def test_metajax_side_evaluates_at_every_given_step(monkeypatch, tmp_path):
     assert all(0.0 <= e["accuracy"] <= 1.0 and e["train_s"] > 0 for e in evaluations)
 
 
-def test_both_sides_give_paired_records(monkeypatch):
+@pytest.mark.parametrize("method", ["MAML", "Meta-SGD", "ANIL"])
+def test_both_sides_give_paired_records(monkeypatch, method):
     use_fake_data(monkeypatch, train)
-    config = tiny_config(methods=("MAML",))
+    config = tiny_config(methods=(method,))
     try:
         records = [r for batch in train.run(config) for r in batch]
     except FileNotFoundError:
         pytest.skip("no PyTorch venv: bash benchmarks/maml_speed/setup_env.sh")
     assert [r["steps"] for r in records] == [1, 2]
     for r in records:
-        assert r["baseline"] == "MAML (learn2learn 0.2.0)" and r["transductive"] is True
+        assert r["baseline"] == f"{method} (learn2learn 0.2.0)" and r["transductive"] is True
         assert 0.0 <= r["baseline_value"] <= 1.0 and isinstance(r["within_cis"], bool)
 
 
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        (dict(methods=("MAML", "ANIL")), "methods must be among .*'ANIL'"),
+        (dict(methods=("MAML", "Reptile")), "methods must be among .*'Reptile'"),
         (dict(eval_at=(0, 2)), r"eval_at must be steps in \[1, 2\], got \(0, 2\)"),
     ],
 )

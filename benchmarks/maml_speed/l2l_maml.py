@@ -17,6 +17,7 @@ the metajax side, from a class-indexed pool.
 from __future__ import annotations
 
 import argparse
+import importlib
 import importlib.metadata
 import importlib.util
 import json
@@ -41,20 +42,28 @@ def import_maml():
     and what it imports (``algorithms/base_learner.py``, ``utils/``) from the installed
     files, and nothing else.
     """
+    return import_algorithm("maml", "MAML")
+
+
+def import_algorithm(module: str, name: str):
+    """``learn2learn.algorithms.<module>.<name>`` (``"meta_sgd", "MetaSGD"``), loaded as
+    :func:`import_maml` loads MAML: without the package's ``__init__``."""
     spec = importlib.util.find_spec("learn2learn")
     if spec is None or not spec.submodule_search_locations:
         raise ImportError("learn2learn is not installed here; run setup_env.sh")
     root = Path(next(iter(spec.submodule_search_locations)))
-    for name, path in (("learn2learn", root), ("learn2learn.algorithms", root / "algorithms")):
-        if name not in sys.modules:
-            package = types.ModuleType(name)
+    for package_name, path in (
+        ("learn2learn", root),
+        ("learn2learn.algorithms", root / "algorithms"),
+    ):
+        if package_name not in sys.modules:
+            package = types.ModuleType(package_name)
             package.__path__ = [str(path)]
-            package.__package__ = name
-            sys.modules[name] = package
-    from learn2learn.algorithms.maml import MAML
-
+            package.__package__ = package_name
+            sys.modules[package_name] = package
+    algorithm = getattr(importlib.import_module(f"learn2learn.algorithms.{module}"), name)
     assert "torchvision" not in sys.modules, "learn2learn pulled torchvision in"
-    return MAML
+    return algorithm
 
 
 def conv4(*, ways: int, filters: int, image=(28, 28, 1), blocks: int = 4) -> nn.Module:

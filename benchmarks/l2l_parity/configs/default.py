@@ -1,9 +1,11 @@
-"""MAML and FOMAML, Omniglot 5-way 1-shot, metajax against learn2learn 0.2.0 at equal updates.
+"""MAML, FOMAML, Meta-SGD and ANIL, Omniglot 5-way 1-shot, metajax against learn2learn 0.2.0.
 
 Both sides: metajax's Conv-4 (64 filters, max-pooling, batch norm on batch statistics),
 Finn et al.'s inner loop (SGD at 0.4 on the mean support cross-entropy, 1 step, 3 at
 test), Adam 1e-3, meta-batch 8, 15 queries per class, trained on the train+val pools and
 evaluated on 600 test episodes after 100 and 200 updates (two points of the curve).
+Meta-SGD learns its per-parameter rates from Li et al.'s initialisation instead of the
+fixed 0.4, and adapts one step at test; ANIL adapts the linear head alone.
 """
 
 
@@ -24,6 +26,8 @@ def get_config():
         eval_at=(100, 200),
         eval_episodes=600,
         trainval=True,
+        # Li et al.'s rates, uniform in [0.005, 0.1], and their one inner step at test.
+        metasgd=dict(lr_init=(0.005, 0.1), test_inner_steps=1),
         torch_threads=2,
         seed=0,
     )
