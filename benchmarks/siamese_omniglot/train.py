@@ -87,7 +87,8 @@ def _record(config, method, result, *, transductive, steps, wall, train_setting,
         test_alphabets=n_alphabets,
         image_size=28,
         time_limit_s=config["time_limit"],
-        wall_s=None if wall is None else round(wall, 1),
+        # A model read from another's training has no training time of its own.
+        **({} if wall is None else {"wall_s": round(wall, 1)}),
     )
 
 
