@@ -29,6 +29,11 @@ source of episodes:
   :func:`pair_sampler`: Koch's minibatch of independent balanced pairs, literally.
 
 The default model is metajax's Conv-4 at 28x28, not Koch's 105x105 network.
+
+``objective="episode"`` trains the same twin and head with an N-way cross-entropy over
+each query's log-odds against the support set: Koch's model, trained for the ranking the
+one-shot test asks for. On Lake's protocol it learns far faster than the pairwise loss
+(``benchmarks/siamese_omniglot/README.md``); the default stays Koch's.
 """
 
 from __future__ import annotations
@@ -196,8 +201,9 @@ def siamese(
     ``objective="episode"`` it is the N-way cross-entropy of ``predict``'s logits
     against the query labels, and ``accuracy`` is N-way: the same twin and head,
     trained for the test's decision (rank the right support example above the
-    others) rather than for a same/different threshold on each pair alone. ``predict`` returns, for each query, the log-odds of "same"
-    against its best support example of every label: columns are labels
+    others) rather than for a same/different threshold on each pair alone.
+    ``predict`` returns, for each query, the log-odds of "same" against its best
+    support example of every label: columns are labels
     ``0..n_support-1`` (protonet's convention), ``-inf`` for labels absent from the
     support set, so argmax picks the support example with the highest ``p``.
 
