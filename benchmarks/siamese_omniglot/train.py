@@ -34,11 +34,19 @@ def load_data(config: dict, data_dir=None):
             shared_drawers=False,
         )
         train_setting = f"{config['train_ways']}w1s{config['queries']}q-within-alphabet"
+    elif config["sampler"] == "random":
+        # Snell et al.'s training episodes: classes from every background alphabet.
+        sampler = mj.pool_sampler(
+            ds.pool("train"), ways=config["train_ways"], shots=1, queries=config["queries"]
+        )
+        train_setting = f"{config['train_ways']}w1s{config['queries']}q"
     elif config["sampler"] == "pairs":
         sampler = pair_sampler(ds.pool("train"), pairs=config["pairs"])
         train_setting = f"{config['pairs']}-pairs"
     else:
-        raise ValueError(f"config sampler must be 'alphabet' or 'pairs', got {config['sampler']!r}")
+        raise ValueError(
+            f"config sampler must be 'alphabet', 'random' or 'pairs', got {config['sampler']!r}"
+        )
     # One episode is one of Lake's runs: `ways` characters of one evaluation alphabet,
     # one drawer's images as the support set and another's as the queries.
     test = within_alphabet_sampler(
@@ -159,8 +167,8 @@ def run(config: dict, *, data_dir=None, workdir=None, progress=True):
                 )
             ]
     if config["compare_protonet"]:
-        if config["sampler"] != "alphabet":
-            raise ValueError("config compare_protonet needs sampler='alphabet' (N-way episodes)")
+        if config["sampler"] == "pairs":
+            raise ValueError("config compare_protonet needs N-way episodes, not sampler='pairs'")
         state, history, wall = _train(
             protonet,
             sampler,

@@ -4,8 +4,13 @@
 import pytest
 from harness.testing import LAKE_ALPHABETS, import_own, use_fake_data
 
-train, default, paper, ablation = import_own(
-    __file__, "train", "configs.default", "configs.paper", "configs.ablation"
+train, default, paper, ablation, snell = import_own(
+    __file__,
+    "train",
+    "configs.default",
+    "configs.paper",
+    "configs.ablation",
+    "configs.snell_episodes",
 )
 
 METHODS = {
@@ -25,6 +30,9 @@ def test_default_trains_koch_beside_protonet():
     config = default.get_config()
     assert config["objectives"][0] == "verification" and config["compare_protonet"]
     assert config["tag"] is None and ablation.get_config()["tag"]
+    # Snell's episodes differ from the default's in the sampler alone (and the schedule).
+    wide = snell.get_config()
+    assert wide["sampler"] == "random" and wide["objectives"] == config["objectives"]
 
 
 @pytest.mark.parametrize("config_module", [paper, ablation], ids=["paper", "ablation"])
@@ -43,3 +51,15 @@ def test_run_writes_complete_records(config_module, monkeypatch):
         assert record["steps"] == 2 and record["test_trials"] == 80
         assert record["test_alphabets"] == LAKE_ALPHABETS["test"][0]
     assert records[0]["paper"] == 0.92 and all(r["paper"] is None for r in records[1:])
+
+
+def test_random_sampler_draws_n_way_episodes(monkeypatch):
+    import jax
+
+    use_fake_data(monkeypatch, train)
+    config = snell.get_config()
+    config.update(train_ways=7, queries=3)
+    sampler, setting, _, _ = train.load_data(config)
+    episode = sampler.sample(jax.random.key(0), sampler.data)
+    assert setting == "7w1s3q"
+    assert episode.support.x.shape[0] == 7 and episode.query.x.shape[0] == 21

@@ -27,7 +27,9 @@ What differs from Koch et al., and why:
 
 def get_config():
     return dict(
-        sampler="alphabet",  # "alphabet" (within-alphabet episodes) or "pairs" (Koch's)
+        # "alphabet" (within-alphabet episodes), "random" (classes from every alphabet,
+        # configs/snell_episodes.py) or "pairs" (Koch's minibatches, configs/paper.py)
+        sampler="alphabet",
         train_ways=20,
         queries=2,
         pairs=128,
