@@ -80,6 +80,37 @@ def learner_for(method: str, config: dict):
     )
 
 
+def torch_like_init(params, key):
+    """``params`` with every kernel, and the bias beside it, drawn as torch draws them.
+
+    torch's ``Conv2d`` and ``Linear`` default to ``U(-b, b)`` with ``b = 1 / sqrt(fan_in)``
+    for weights and biases alike (Kaiming uniform with ``a = sqrt 5``): weights with a
+    standard deviation 0.58 times Flax's LeCun normal. Behind batch norm a smaller kernel
+    takes larger effective steps, so the two sides start the same only if they draw
+    alike. Batch norm's scale and offset (1 and 0 on both sides) and Meta-SGD's rates
+    are left as they are.
+    """
+    if not isinstance(params, dict):
+        return params
+    out = {}
+    for i, (name, value) in enumerate(sorted(params.items())):
+        sub = jax.random.fold_in(key, i)
+        if name == "inner_lr":
+            out[name] = value
+        elif name == "kernel":
+            bound = 1.0 / np.sqrt(np.prod(value.shape[:-1]))
+            out[name] = jax.random.uniform(sub, value.shape, value.dtype, -bound, bound)
+        else:
+            out[name] = torch_like_init(value, sub)
+    if "kernel" in params and "bias" in params:
+        bound = 1.0 / np.sqrt(np.prod(params["kernel"].shape[:-1]))
+        bias = params["bias"]
+        out["bias"] = jax.random.uniform(
+            jax.random.fold_in(key, len(params)), bias.shape, bias.dtype, -bound, bound
+        )
+    return out
+
+
 def train_metajax(config: dict, method: str, pools: Path) -> list[dict]:
     """Trains ``config["steps"]`` meta-steps; an evaluation at every step of ``eval_at``."""
     with np.load(pools) as data:
@@ -91,6 +122,10 @@ def train_metajax(config: dict, method: str, pools: Path) -> list[dict]:
     optimizer = optax.adam(config["learning_rate"])
     key = jax.random.key(config["seed"])
     state = mj.init_state(learner, optimizer, train, key)
+    if config["init"] == "torch":
+        state = state._replace(params=torch_like_init(state.params, jax.random.fold_in(key, 7)))
+    elif config["init"] != "flax":
+        raise ValueError(f"config init must be 'flax' or 'torch', got {config['init']!r}")
     step = mj.make_train_step(learner, optimizer, train, tasks=config["tasks"])
     evaluations, train_s, since_last = [], 0.0, []
     for i in range(1, config["steps"] + 1):
@@ -168,7 +203,8 @@ def setting(config: dict, step: int) -> str:
     """``"5w1s, 200 updates of 8"``; ``", seed 1"`` added for every seed but 0."""
     c = config
     seed = f", seed {c['seed']}" if c["seed"] else ""
-    return f"{c['ways']}w{c['shots']}s, {step} updates of {c['tasks']}{seed}"
+    init = ", torch init" if c["init"] == "torch" else ""
+    return f"{c['ways']}w{c['shots']}s, {step} updates of {c['tasks']}{seed}{init}"
 
 
 def run(config: dict, *, data_dir=None, venv=None):
@@ -216,6 +252,7 @@ def run(config: dict, *, data_dir=None, venv=None):
                         inner_loss_first=a["inner_loss_first"],
                         baseline_inner_loss_first=b["inner_loss_first"],
                         inner_lr=c["inner_lr"],
+                        metajax_init=c["init"],
                         inner_steps=c["inner_steps"],
                         test_inner_steps=test_inner_steps(method, c),
                         baseline_versions=versions,

@@ -47,3 +47,30 @@ def test_both_sides_give_paired_records(monkeypatch, method):
 def test_bad_config_is_refused_by_name(overrides, message):
     with pytest.raises(ValueError, match=message):
         next(train.run(tiny_config(**overrides)))
+
+
+def test_torch_like_init_draws_kernels_and_dense_biases_as_torch():
+    import jax
+    import numpy as np
+
+    import metajax as mj
+
+    x = np.zeros((2, 28, 28, 1), np.float32)
+    learner = mj.metasgd(mj.conv4(outputs=5))
+    episode = mj.Episode(mj.Split(x, np.arange(2)), mj.Split(x, np.arange(2)))
+    params = learner.init(jax.random.key(0), episode)
+    drawn = train.torch_like_init(params, jax.random.key(1))
+    model, before = drawn["model"], params["model"]
+    bound = 1 / np.sqrt(3 * 3 * 64)
+    kernel = np.asarray(model["Conv_1"]["kernel"])
+    assert np.abs(kernel).max() <= bound and kernel.std() == pytest.approx(bound / 3**0.5, 0.05)
+    head_bias = np.asarray(model["Dense_0"]["bias"])
+    assert np.abs(head_bias).max() <= 1 / 8 and np.abs(head_bias).max() > 0
+    # Batch norm's scale and offset and Meta-SGD's rates are kept.
+    np.testing.assert_array_equal(
+        model["BatchStatNorm_0"]["scale"], before["BatchStatNorm_0"]["scale"]
+    )
+    np.testing.assert_array_equal(
+        drawn["inner_lr"]["Conv_0"]["kernel"], params["inner_lr"]["Conv_0"]["kernel"]
+    )
+    assert jax.tree.structure(drawn) == jax.tree.structure(params)

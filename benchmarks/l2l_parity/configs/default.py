@@ -28,6 +28,9 @@ def get_config():
         trainval=True,
         # Li et al.'s rates, uniform in [0.005, 0.1], and their one inner step at test.
         metasgd=dict(lr_init=(0.005, 0.1), test_inner_steps=1),
+        # metajax's initial weights: "flax" (LeCun normal, the library's) or "torch"
+        # (torch's default uniform draw, the learn2learn side's): train.torch_like_init.
+        init="flax",
         torch_threads=2,
         seed=0,
     )
