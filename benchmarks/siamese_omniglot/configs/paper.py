@@ -20,6 +20,8 @@ def get_config():
         steps=50_000,
         decay_every=10_000,
         time_limit=None,
-        compare_protonet=False,  # pair minibatches are not N-way episodes
+        # Pair minibatches are not N-way episodes: Koch's objective alone, no ProtoNet.
+        objectives=("verification",),
+        compare_protonet=False,
     )
     return config
