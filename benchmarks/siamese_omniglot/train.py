@@ -108,6 +108,9 @@ def run(config: dict, *, data_dir=None, workdir=None, progress=True):
     Every model starts from the same key and sees the same episodes, so the records
     differ only in the objective (and, for ProtoNet, the metric and the head).
     """
+    if config["compare_protonet"] and config["sampler"] == "pairs":
+        # Refused before any training, not after the Siamese runs.
+        raise ValueError("config compare_protonet needs N-way episodes, not sampler='pairs'")
     sampler, train_setting, test, n_alphabets = load_data(config, data_dir)
     distortion = AffineDistortion() if config["distortion"] else None
     train_setting += (", distorted" if distortion else "") + f", pairing={config['pairing']}"
@@ -167,8 +170,6 @@ def run(config: dict, *, data_dir=None, workdir=None, progress=True):
                 )
             ]
     if config["compare_protonet"]:
-        if config["sampler"] == "pairs":
-            raise ValueError("config compare_protonet needs N-way episodes, not sampler='pairs'")
         state, history, wall = _train(
             protonet,
             sampler,
