@@ -55,27 +55,28 @@ def test_inner_steps(method: str, config: dict) -> int:
 
 def learner_for(method: str, config: dict):
     conv = dict(filters=config["filters"], blocks=config["blocks"])
+    test_steps = test_inner_steps(method, config)
     if method == "ANIL":
         return mj.anil(
             mj.conv4(**conv),
             outputs=config["ways"],
             inner_lr=config["inner_lr"],
             inner_steps=config["inner_steps"],
-            test_inner_steps=config["test_inner_steps"],
+            test_inner_steps=test_steps,
         )
     model = mj.conv4(outputs=config["ways"], **conv)
     if method == "Meta-SGD":
         return mj.metasgd(
             model,
             inner_steps=config["inner_steps"],
-            test_inner_steps=test_inner_steps(method, config),
+            test_inner_steps=test_steps,
             lr_init=tuple(config["metasgd"]["lr_init"]),
         )
     return mj.maml(
         model,
         inner_lr=config["inner_lr"],
         inner_steps=config["inner_steps"],
-        test_inner_steps=config["test_inner_steps"],
+        test_inner_steps=test_steps,
         first_order=method == "FOMAML",
     )
 
@@ -124,8 +125,6 @@ def train_metajax(config: dict, method: str, pools: Path) -> list[dict]:
     state = mj.init_state(learner, optimizer, train, key)
     if config["init"] == "torch":
         state = state._replace(params=torch_like_init(state.params, jax.random.fold_in(key, 7)))
-    elif config["init"] != "flax":
-        raise ValueError(f"config init must be 'flax' or 'torch', got {config['init']!r}")
     step = mj.make_train_step(learner, optimizer, train, tasks=config["tasks"])
     evaluations, train_s, since_last = [], 0.0, []
     for i in range(1, config["steps"] + 1):
@@ -212,6 +211,8 @@ def run(config: dict, *, data_dir=None, venv=None):
     for method in config["methods"]:
         if method not in METHODS:
             raise ValueError(f"methods must be among {METHODS}, got {method!r}")
+    if config["init"] not in ("flax", "torch"):
+        raise ValueError(f"config init must be 'flax' or 'torch', got {config['init']!r}")
     if not all(1 <= s <= config["steps"] for s in config["eval_at"]):
         raise ValueError(
             f"eval_at must be steps in [1, {config['steps']}], got {config['eval_at']}"

@@ -42,6 +42,7 @@ def test_both_sides_give_paired_records(monkeypatch, method):
     [
         (dict(methods=("MAML", "Reptile")), "methods must be among .*'Reptile'"),
         (dict(eval_at=(0, 2)), r"eval_at must be steps in \[1, 2\], got \(0, 2\)"),
+        (dict(init="kaiming"), r"config init must be 'flax' or 'torch', got 'kaiming'"),
     ],
 )
 def test_bad_config_is_refused_by_name(overrides, message):
