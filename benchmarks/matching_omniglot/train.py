@@ -31,11 +31,16 @@ def train_and_evaluate(
     )
     tasks = config["tasks"][(ways, shots)]
     key = jax.random.fold_in(jax.random.key(config["seed"]), 100 * ways + shots)
+    learning_rate = config["learning_rate"]
+    if config["decay_every"]:
+        learning_rate = optax.exponential_decay(
+            learning_rate, config["decay_every"], 0.5, staircase=True
+        )
     start = time.perf_counter()
     state, history = mj.meta_train(
         learner,
         sampler,
-        optax.adam(config["learning_rate"]),
+        optax.adam(learning_rate),
         steps=config["steps"],
         key=key,
         tasks=tasks,
@@ -73,6 +78,7 @@ def train_and_evaluate(
         tasks_per_step=tasks,
         train_setting=f"{ways}w{shots}s{config['queries']}q",
         time_limit_s=config["time_limit"],
+        decay_every=config["decay_every"],
         distance=config["distance"],
         scale=config["scale"],
         test_queries=config["test_queries"],

@@ -15,6 +15,12 @@ from configs import default
 def get_config():
     config = default.get_config()
     config.update(
-        steps=20_000, time_limit=None, scale=1.0, eval_episodes=1000, test_queries=15, eval_batch=50
+        steps=20_000,
+        time_limit=None,
+        decay_every=None,
+        scale=1.0,
+        eval_episodes=1000,
+        test_queries=15,
+        eval_batch=50,
     )
     return config

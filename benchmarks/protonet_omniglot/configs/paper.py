@@ -10,5 +10,5 @@ from configs import default
 
 def get_config():
     config = default.get_config()
-    config.update(steps={1: 20_000, 5: 20_000}, decay_every={1: 2000, 5: 2000})
+    config.update(steps={1: 20_000, 5: 20_000}, decay_every={1: 2000, 5: 2000}, time_limit=None)
     return config
