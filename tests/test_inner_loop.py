@@ -151,6 +151,27 @@ def test_imaml_learner_matches_closed_form_and_reports_nonconvergence():
         assert metrics["cg_converged"] == 0 and metrics["cg_residual"] > 1e-6
 
 
+def test_imaml_adapts_at_test_with_its_own_proximal_strength():
+    # The paper adapts a test task as in training (lambda 2: the proximal optimum); the
+    # released evaluation uses lambda 0, plain gradient descent from theta, as MAML's.
+    with jax.enable_x64(True):
+        ep, theta, lam = linear_episode(4), jnp.array([0.2, -0.1, 0.4, 0.0]), 2.0
+        key = jax.random.key(0)
+        as_trained = imaml(LINEAR, proximal=lam, inner_lr=0.1, inner_steps=400)
+        _, phi_star = exact_imaml_gradient(theta, ep, lam)
+        np.testing.assert_allclose(
+            as_trained.predict(theta, ep.support, ep.query.x, key), ep.query.x @ phi_star
+        )
+        released = imaml(LINEAR, proximal=lam, inner_lr=0.1, inner_steps=3, test_proximal=0.0)
+        plain = maml(LINEAR, inner_lr=0.1, inner_steps=3, test_inner_steps=3)
+        np.testing.assert_allclose(
+            released.predict(theta, ep.support, ep.query.x, key),
+            plain.predict(theta, ep.support, ep.query.x, key),
+        )
+        with pytest.raises(ValueError, match="test_proximal must be a number >= 0"):
+            imaml(LINEAR, test_proximal=-1.0)
+
+
 def test_damped_implicit_gradient_solves_the_damped_system():
     # The released iMAML code's system, (2 I + H / (lambda + 10)) v = g, exactly.
     with jax.enable_x64(True):

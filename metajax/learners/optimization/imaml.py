@@ -28,6 +28,7 @@ def imaml(
     inner_lr: float = 0.1,
     inner_steps: int = 16,
     test_inner_steps: int | None = None,
+    test_proximal: float | None = None,
     inner_optimizer: optax.GradientTransformation | None = None,
     cg_steps: int = 5,
     damping: float = 0.0,
@@ -48,6 +49,10 @@ def imaml(
       inner_lr: inner SGD step size.
       inner_steps: inner steps (iMAML-GD), at training.
       test_inner_steps: inner steps at test; ``inner_steps`` if None.
+      test_proximal: ``lambda`` of the adaptation at test (``predict``); ``proximal`` if
+        None. The paper's algorithm adapts to a new task as in training; the authors'
+        released Omniglot evaluation adapts with ``lambda = 0`` (plain gradient descent
+        from the meta-parameters, 16 steps), which lets a test task move further.
       inner_optimizer: an optax transformation instead of plain SGD.
       cg_steps: conjugate-gradient iterations (5 in the paper).
       damping: added to the identity of the linear system,
@@ -72,6 +77,8 @@ def imaml(
     """
     check_float("proximal (lambda)", proximal, 0, low_open=True)
     check_optional_int("test_inner_steps", test_inner_steps, 1)
+    if test_proximal is not None:
+        check_float("test_proximal", test_proximal, 0)
     test_inner_steps = inner_steps if test_inner_steps is None else test_inner_steps
     check_inner_hyperparameters(
         model,
@@ -95,4 +102,5 @@ def imaml(
         inner_optimizer=inner_optimizer,
         proximal=proximal,
         meta_gradient=implicit,
+        test_proximal=test_proximal,
     )

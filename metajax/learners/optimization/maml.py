@@ -61,8 +61,12 @@ def gradient_learner(
     inner_optimizer: optax.GradientTransformation | None,
     proximal: float,
     meta_gradient: MetaGradient,
+    test_proximal: float | None = None,
 ) -> Learner:
     """The learner shared by MAML, FOMAML and iMAML: they differ only in arguments.
+
+    ``test_proximal`` is the proximal strength of ``predict``'s adaptation; ``proximal``
+    if None.
 
     Nothing is checked here: the factories check their hyperparameters, and
     :func:`~metajax.core.learner.checked` the learner's inputs, once. ``name`` is the
@@ -70,6 +74,7 @@ def gradient_learner(
     """
     task_loss, outer_loss = split_losses(model.apply)
     inner = dict(learning_rate=inner_lr, optimizer=inner_optimizer, proximal=proximal)
+    test_inner = dict(inner, proximal=proximal if test_proximal is None else test_proximal)
 
     def init(key, episode):
         return model.init(key, episode.support.x)
@@ -90,7 +95,7 @@ def gradient_learner(
         )
 
     def predict(params, support, query_x, key):
-        adapted, _ = _adapt(task_loss, params, support, key, steps=test_inner_steps, **inner)
+        adapted, _ = _adapt(task_loss, params, support, key, steps=test_inner_steps, **test_inner)
         return model.apply(adapted, query_x)
 
     learner = Learner(init=init, loss=adapts_per_task(loss), predict=adapts_per_task(predict))
