@@ -1,4 +1,4 @@
-"""CPU budget: Matching Networks on Omniglot (Vinyals split), up to 25 minutes of training per setting.
+"""CPU budget: Matching Networks on Omniglot (Vinyals split), up to 25 minutes per setting.
 
 Vinyals et al. 2016 (§4.1.1) train on N-way k-shot episodes like the test ones, so
 each of the four settings gets its own model: Conv-4 with 64 filters, cosine
