@@ -39,9 +39,13 @@ PAPER = {
 METHODS = ("MAML", "FOMAML", "iMAML", "Reptile", "Meta-SGD", "ANIL")
 
 
+def conv_of(config: dict) -> dict:
+    return dict(convolution=config["convolution"])
+
+
 def learner_for(method: str, ways: int, config: dict):
     # ``run`` checked ``method`` against METHODS.
-    conv = dict(convolution=config["convolution"])
+    conv = conv_of(config)
     if method == "ANIL":
         return mj.anil(mj.conv4(**conv), outputs=ways, **config["maml"][ways])
     model = mj.conv4(outputs=ways, **conv)
@@ -117,34 +121,51 @@ def train_and_evaluate(
     )
     jax.block_until_ready(state.params)
     wall = time.perf_counter() - start
-    result = mj.evaluate(
-        learner,
-        state.params,
-        test,
-        key=jax.random.fold_in(key, ways),
-        episodes=config["eval_episodes"],
-        batch=10,
-    )
-    return dict(
-        benchmark="maml_omniglot",
-        method=method,
-        dataset="omniglot-vinyals",
-        setting=f"{ways}w{shots}s",
-        metric="accuracy",
-        value=result.mean["accuracy"],
-        ci95=result.ci95["accuracy"],
-        paper=PAPER.get((method, ways, shots)),
-        transductive=mj.is_transductive(learner, state.params, test, key=key),
-        steps=int(state.step),
-        scheduled_steps=steps,
-        time_limit_s=config.get("time_limit"),
-        tasks=tasks,
-        train_shots=train_shots,
-        test_episodes=config["eval_episodes"],
-        wall_s=round(wall, 1),
-        final_train_loss=history[-1]["loss"] if history else None,
-        final_cg_residual=history[-1].get("cg_residual") if history else None,
-    )
+    evaluations = [(method, learner)]
+    if method == "iMAML" and config.get("imaml_released_test"):
+        # Rajeswaran et al.'s released evaluation adapts a test task without the proximal
+        # pull (lambda 0) for 16 steps: the same meta-parameters, scored both ways.
+        released = dict(config["imaml"][ways], **config["imaml_released_test"])
+        label = "iMAML, tested with lambda {test_proximal:g} and {test_inner_steps} steps"
+        evaluations.append(
+            (
+                label.format(**released),
+                mj.imaml(mj.conv4(outputs=ways, **conv_of(config)), **released),
+            )
+        )
+    records = []
+    for name, evaluated in evaluations:
+        result = mj.evaluate(
+            evaluated,
+            state.params,
+            test,
+            key=jax.random.fold_in(key, ways),
+            episodes=config["eval_episodes"],
+            batch=10,
+        )
+        records.append(
+            dict(
+                benchmark="maml_omniglot",
+                method=name,
+                dataset="omniglot-vinyals",
+                setting=f"{ways}w{shots}s",
+                metric="accuracy",
+                value=result.mean["accuracy"],
+                ci95=result.ci95["accuracy"],
+                paper=PAPER.get((method, ways, shots)),
+                transductive=mj.is_transductive(evaluated, state.params, test, key=key),
+                steps=int(state.step),
+                scheduled_steps=steps,
+                time_limit_s=config.get("time_limit"),
+                tasks=tasks,
+                train_shots=train_shots,
+                test_episodes=config["eval_episodes"],
+                wall_s=round(wall, 1),
+                final_train_loss=history[-1]["loss"] if history else None,
+                final_cg_residual=history[-1].get("cg_residual") if history else None,
+            )
+        )
+    return records
 
 
 def run(config: dict, *, data_dir=None, workdir=None, progress=True):
@@ -155,14 +176,12 @@ def run(config: dict, *, data_dir=None, workdir=None, progress=True):
     for ways in config["ways"]:
         for shots in config["shots"]:
             for method in config["methods"]:
-                yield [
-                    train_and_evaluate(
-                        config,
-                        method,
-                        ways,
-                        shots,
-                        data_dir=data_dir,
-                        workdir=workdir,
-                        progress=progress,
-                    )
-                ]
+                yield train_and_evaluate(
+                    config,
+                    method,
+                    ways,
+                    shots,
+                    data_dir=data_dir,
+                    workdir=workdir,
+                    progress=progress,
+                )

@@ -16,9 +16,15 @@ def test_imaml_record_is_complete(monkeypatch):
     config.update(methods=("iMAML",), ways=(5,), steps={5: 1}, tasks={5: 1})
     config.update(eval_episodes=2, queries=1, log_every=1)
     config["imaml"][5].update(inner_steps=2)
-    ((record,),) = train.run(config, progress=False)
+    config.update(imaml_released_test=dict(test_proximal=0.0, test_inner_steps=3))
+    ((record, released),) = train.run(config, progress=False)
     assert record["setting"] == "5w1s" and record["paper"] == 0.9916 and record["steps"] == 1
     assert 0.0 <= record["value"] <= 1.0 and record["final_cg_residual"] is not None
+    # The same meta-parameters, adapted at test as the authors' released code does.
+    assert released["method"] == "iMAML, tested with lambda 0 and 3 steps"
+    assert {k: v for k, v in released.items() if k not in ("method", "value", "ci95")} == {
+        k: v for k, v in record.items() if k not in ("method", "value", "ci95")
+    }
 
 
 def test_reptile_record_is_complete(monkeypatch):

@@ -36,6 +36,8 @@ def get_config():
             5: dict(**IMAML, inner_lr=0.1, inner_steps=10),
             20: dict(**IMAML, inner_lr=0.1, inner_steps=10),
         },
+        # iMAML is also scored as the authors' released evaluation adapts (None: not).
+        imaml_released_test=dict(test_proximal=0.0, test_inner_steps=16),
         metasgd=dict(inner_steps=1, test_inner_steps=1, lr_init=(0.005, 0.1)),
         reptile=dict(
             inner_learning_rate=1e-3,
