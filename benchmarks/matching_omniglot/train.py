@@ -68,7 +68,7 @@ def train_and_evaluate(
         benchmark="matching_omniglot",
         method=method,
         dataset="omniglot-vinyals",
-        setting=f"{ways}w{shots}s",
+        setting=f"{ways}w{shots}s" + (f", {config['tag']}" if config["tag"] else ""),
         metric="accuracy",
         transductive=mj.is_transductive(learner, state.params, test, key=key),
         value=result.mean["accuracy"],

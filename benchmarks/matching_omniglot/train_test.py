@@ -14,3 +14,13 @@ def test_run_writes_complete_records(monkeypatch):
     assert record["steps"] == 2 and record["method"] == "MatchingNet-scale10"
     assert 0.0 <= record["value"] <= 1.0 and record["ci95"] >= 0.0
     assert record["transductive"] is True  # Conv-4's batch norm over the query set
+    assert record["decay_every"] == 2000
+
+
+def test_ablation_runs_are_tagged_and_keep_a_constant_rate(monkeypatch):
+    use_fake_data(monkeypatch, train)
+    (ablation,) = import_own(__file__, "configs.ablation")
+    config = ablation.get_config()
+    config.update(steps=1, tasks={(5, 1): 1}, eval_episodes=2, log_every=1, test_queries=1)
+    ((record,),) = train.run(config, progress=False)
+    assert record["setting"] == "5w1s, ablation, 300 steps" and record["decay_every"] is None

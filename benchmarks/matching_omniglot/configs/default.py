@@ -43,4 +43,5 @@ def get_config():
         eval_batch=10,  # episodes per jitted call; bounds the memory of 20-way evaluation
         seed=0,
         log_every=25,
+        tag=None,  # appended to the setting, so short runs do not replace the budget row
     )
