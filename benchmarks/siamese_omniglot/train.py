@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import jax
+import numpy as np
 import optax
 
 import metajax as mj
@@ -22,11 +23,18 @@ METHODS = {"verification": "Siamese", "episode": "Siamese (episode objective)"}
 def load_data(config: dict, data_dir=None):
     """The training sampler, its description, and the test sampler (Lake's one-shot runs)."""
     ds = mj.datasets.load("omniglot-lake", data_dir=data_dir)
+    train_pool = ds.pool("train")
     train_alphabets, _ = omniglot_alphabets(ds.class_names["train"])
     test_alphabets, test_names = omniglot_alphabets(ds.class_names["test"])
+    if config["rotations"]:
+        # Vinyals' and Snell's augmentation on the background set: each character at 90,
+        # 180 and 270 degrees is a class of its own, in an alphabet of its own.
+        groups = int(train_alphabets.max()) + 1
+        train_pool = np.concatenate([np.rot90(train_pool, k, axes=(2, 3)) for k in range(4)])
+        train_alphabets = np.concatenate([train_alphabets + k * groups for k in range(4)])
     if config["sampler"] == "alphabet":
         sampler = within_alphabet_sampler(
-            ds.pool("train"),
+            train_pool,
             train_alphabets,
             ways=config["train_ways"],
             shots=1,
@@ -37,11 +45,11 @@ def load_data(config: dict, data_dir=None):
     elif config["sampler"] == "random":
         # Snell et al.'s training episodes: classes from every background alphabet.
         sampler = mj.pool_sampler(
-            ds.pool("train"), ways=config["train_ways"], shots=1, queries=config["queries"]
+            train_pool, ways=config["train_ways"], shots=1, queries=config["queries"]
         )
         train_setting = f"{config['train_ways']}w1s{config['queries']}q"
     elif config["sampler"] == "pairs":
-        sampler = pair_sampler(ds.pool("train"), pairs=config["pairs"])
+        sampler = pair_sampler(train_pool, pairs=config["pairs"])
         train_setting = f"{config['pairs']}-pairs"
     else:
         raise ValueError(
@@ -52,6 +60,8 @@ def load_data(config: dict, data_dir=None):
     test = within_alphabet_sampler(
         ds.pool("test"), test_alphabets, ways=config["test_ways"], shots=1, queries=1
     )
+    if config["rotations"]:
+        train_setting += ", rotations as classes"
     return sampler, train_setting, test, len(test_names)
 
 

@@ -63,3 +63,23 @@ def test_random_sampler_draws_n_way_episodes(monkeypatch):
     episode = sampler.sample(jax.random.key(0), sampler.data)
     assert setting == "7w1s3q"
     assert episode.support.x.shape[0] == 7 and episode.query.x.shape[0] == 21
+
+
+def test_rotations_add_each_character_turned_as_classes_of_their_own(monkeypatch):
+    import numpy as np
+
+    use_fake_data(monkeypatch, train)
+    config = default.get_config()
+    config.update(train_ways=5, queries=1)
+    plain, plain_setting, _, _ = train.load_data(config)
+    config.update(rotations=True)
+    turned, setting, _, _ = train.load_data(config)
+    assert setting == plain_setting + ", rotations as classes"
+    pool, table, sizes = (np.asarray(a) for a in turned.data)
+    original = np.asarray(plain.data[0])
+    assert pool.shape[0] == 4 * original.shape[0]
+    np.testing.assert_array_equal(pool[original.shape[0]], np.rot90(original[0], 1, axes=(1, 2)))
+    # Four times the alphabets, none mixing turned and upright characters.
+    assert len(sizes) == 4 * len(np.asarray(plain.data[2]))
+    for row, size in zip(table, sizes, strict=True):
+        assert len(set(row[:size] // original.shape[0])) == 1

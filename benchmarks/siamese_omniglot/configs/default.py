@@ -35,6 +35,7 @@ def get_config():
         pairs=128,
         pairing="all",
         distortion=False,
+        rotations=False,  # each background character also at 90/180/270 degrees, as new classes
         steps=10_000,
         time_limit=1500.0,
         learning_rate=1e-3,
