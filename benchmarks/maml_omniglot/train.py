@@ -39,13 +39,9 @@ PAPER = {
 METHODS = ("MAML", "FOMAML", "iMAML", "Reptile", "Meta-SGD", "ANIL")
 
 
-def conv_of(config: dict) -> dict:
-    return dict(convolution=config["convolution"])
-
-
 def learner_for(method: str, ways: int, config: dict):
     # ``run`` checked ``method`` against METHODS.
-    conv = conv_of(config)
+    conv = dict(convolution=config["convolution"])
     if method == "ANIL":
         return mj.anil(mj.conv4(**conv), outputs=ways, **config["maml"][ways])
     model = mj.conv4(outputs=ways, **conv)
@@ -130,7 +126,7 @@ def train_and_evaluate(
         evaluations.append(
             (
                 label.format(**released),
-                mj.imaml(mj.conv4(outputs=ways, **conv_of(config)), **released),
+                learner_for(method, ways, dict(config, imaml={ways: released})),
             )
         )
     records = []
