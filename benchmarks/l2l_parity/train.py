@@ -93,22 +93,23 @@ def torch_like_init(params, key):
     """
     if not isinstance(params, dict):
         return params
+
+    def uniform(key, like, kernel):
+        bound = 1.0 / np.sqrt(np.prod(kernel.shape[:-1]))  # fan_in: all but the outputs
+        return jax.random.uniform(key, like.shape, like.dtype, -bound, bound)
+
     out = {}
     for i, (name, value) in enumerate(sorted(params.items())):
         sub = jax.random.fold_in(key, i)
         if name == "inner_lr":
             out[name] = value
         elif name == "kernel":
-            bound = 1.0 / np.sqrt(np.prod(value.shape[:-1]))
-            out[name] = jax.random.uniform(sub, value.shape, value.dtype, -bound, bound)
+            out[name] = uniform(sub, value, value)
         else:
             out[name] = torch_like_init(value, sub)
     if "kernel" in params and "bias" in params:
-        bound = 1.0 / np.sqrt(np.prod(params["kernel"].shape[:-1]))
-        bias = params["bias"]
-        out["bias"] = jax.random.uniform(
-            jax.random.fold_in(key, len(params)), bias.shape, bias.dtype, -bound, bound
-        )
+        bias_key = jax.random.fold_in(key, len(params))
+        out["bias"] = uniform(bias_key, params["bias"], params["kernel"])
     return out
 
 

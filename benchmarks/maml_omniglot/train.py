@@ -129,6 +129,23 @@ def train_and_evaluate(
                 learner_for(method, ways, dict(config, imaml={ways: released})),
             )
         )
+    # What the evaluations share: the training run they score.
+    run_fields = dict(
+        benchmark="maml_omniglot",
+        dataset="omniglot-vinyals",
+        setting=f"{ways}w{shots}s",
+        metric="accuracy",
+        paper=PAPER.get((method, ways, shots)),
+        steps=int(state.step),
+        scheduled_steps=steps,
+        time_limit_s=config.get("time_limit"),
+        tasks=tasks,
+        train_shots=train_shots,
+        test_episodes=config["eval_episodes"],
+        wall_s=round(wall, 1),
+        final_train_loss=history[-1]["loss"] if history else None,
+        final_cg_residual=history[-1].get("cg_residual") if history else None,
+    )
     records = []
     for name, evaluated in evaluations:
         result = mj.evaluate(
@@ -141,24 +158,11 @@ def train_and_evaluate(
         )
         records.append(
             dict(
-                benchmark="maml_omniglot",
+                run_fields,
                 method=name,
-                dataset="omniglot-vinyals",
-                setting=f"{ways}w{shots}s",
-                metric="accuracy",
                 value=result.mean["accuracy"],
                 ci95=result.ci95["accuracy"],
-                paper=PAPER.get((method, ways, shots)),
                 transductive=mj.is_transductive(evaluated, state.params, test, key=key),
-                steps=int(state.step),
-                scheduled_steps=steps,
-                time_limit_s=config.get("time_limit"),
-                tasks=tasks,
-                train_shots=train_shots,
-                test_episodes=config["eval_episodes"],
-                wall_s=round(wall, 1),
-                final_train_loss=history[-1]["loss"] if history else None,
-                final_cg_residual=history[-1].get("cg_residual") if history else None,
             )
         )
     return records
