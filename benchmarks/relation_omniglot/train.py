@@ -25,7 +25,7 @@ def train_and_evaluate(config: dict, setting: str, *, data_dir=None, workdir=Non
         train_pool = np.concatenate([train_pool, ds.pool("val")])
     sampler = mj.pool_sampler(train_pool, ways=ways, shots=shots, queries=spec["queries"])
     schedule = optax.exponential_decay(
-        config["learning_rate"], config["decay_every"], 0.5, staircase=True
+        config["learning_rate"], spec["decay_every"], 0.5, staircase=True
     )
     learner = relation_network()  # the paper's Omniglot f and g
     key = jax.random.key(config["seed"])
@@ -34,7 +34,7 @@ def train_and_evaluate(config: dict, setting: str, *, data_dir=None, workdir=Non
         learner,
         sampler,
         optax.adam(schedule),
-        steps=config["steps"],
+        steps=spec["steps"],
         key=key,
         metrics_path=None if workdir is None else f"{workdir}/metrics_{setting}.jsonl",
         log_every=config["log_every"],
@@ -55,13 +55,16 @@ def train_and_evaluate(config: dict, setting: str, *, data_dir=None, workdir=Non
         benchmark="relation_omniglot",
         method="RelationNet",
         dataset="omniglot-vinyals",
-        setting=setting,
+        setting=setting + (f", {config['tag']}" if config["tag"] else ""),
         metric="accuracy",
         transductive=mj.is_transductive(learner, state.params, test, key=key),
         value=result.mean["accuracy"],
         ci95=result.ci95["accuracy"],
         paper=PAPER[setting],
         steps=int(state.step),
+        scheduled_steps=spec["steps"],
+        decay_every=spec["decay_every"],
+        learning_rate=config["learning_rate"],
         time_limit_s=config["time_limit"],
         train_setting=f"{ways}w{shots}s{spec['queries']}q",
         test_queries=spec["test_queries"],

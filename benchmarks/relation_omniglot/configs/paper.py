@@ -10,5 +10,7 @@ from configs import default
 
 def get_config():
     config = default.get_config()
-    config.update(steps=1_000_000, time_limit=None, log_every=1000)
+    for spec in config["settings"].values():
+        spec.update(steps=1_000_000, decay_every=100_000)
+    config.update(time_limit=None, log_every=1000)
     return config
