@@ -47,6 +47,9 @@ _OWN_DATA_CACHE = None
 if "_METAJAX_TEST_DATA_CACHE" not in os.environ:
     _OWN_DATA_CACHE = tempfile.mkdtemp(prefix="metajax-data-cache-")
     os.environ["_METAJAX_TEST_DATA_CACHE"] = _OWN_DATA_CACHE
+# The notebooks and the CLI's subprocesses load through the library's default cache folder:
+# pointed at the same one, they neither decode Omniglot again nor write into ~/.cache.
+os.environ.setdefault("METAJAX_CACHE_DIR", os.environ["_METAJAX_TEST_DATA_CACHE"])
 
 import jax  # noqa: E402
 import pytest  # noqa: E402
